@@ -1,0 +1,1 @@
+"""The agent assistant (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""Community reputation mirror and knowledge-gap mining (built in a later issue)."""

@@ -1,0 +1,413 @@
+"""The settings schema and its loader.
+
+Settings come from an optional YAML file and from ``INWARD_*`` environment
+variables; the environment wins. Nested keys are joined with a double
+underscore, so ``INWARD_PLATFORM__TIMEOUT__READ=10`` sets
+``platform.timeout.read``.
+
+Secrets (fields of type ``SecretField``) are never read from the YAML file,
+because settings files end up in repositories and tickets. A secret comes
+from its environment variable or from a file named by ``<key>_file``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from config.errors import ConfigError
+from config.secrets import MASK, Secret
+
+ENV_PREFIX = "INWARD_"
+ENV_SEPARATOR = "__"
+CONFIG_FILE_ENV = "INWARD_CONFIG"
+
+
+class Section:
+    """Read-only attribute access to one loaded section of the settings."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("settings are read-only; use replace() to derive new settings")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Section) and other._values == self._values
+
+    def __repr__(self) -> str:
+        return f"Section({self.to_dict()})"
+
+    def replace(self, **changes: Any) -> "Section":
+        """Return a copy with some values changed (used by tests and the demo)."""
+        values = dict(self._values)
+        values.update(changes)
+        return type(self)(values)
+
+    def to_dict(self, *, masked: bool = True) -> dict[str, Any]:
+        """Return plain data, with secrets masked unless ``masked`` is false."""
+        result: dict[str, Any] = {}
+        for key, value in self._values.items():
+            if isinstance(value, Section):
+                result[key] = value.to_dict(masked=masked)
+            elif isinstance(value, Secret):
+                result[key] = str(value) if masked else value.reveal()
+            else:
+                result[key] = value
+        return result
+
+
+class SecretField(fields.String):
+    """A string field that loads into a ``Secret``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, Secret):
+            return value
+        return Secret(super()._deserialize(value, attr, data, **kwargs))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+class SectionSchema(Schema):
+    """Base for every section: unknown keys are errors, result is a Section."""
+
+    class Meta:
+        unknown = RAISE
+
+    @post_load
+    def make_section(self, data: dict[str, Any], **kwargs: Any) -> Section:
+        return Section(data)
+
+
+def _nested(schema: type[Schema]) -> fields.Nested:
+    return fields.Nested(schema, load_default=lambda: schema().load({}))
+
+
+positive = validate.Range(min=0, min_inclusive=False)
+non_negative = validate.Range(min=0)
+share = validate.Range(min=0.0, max=1.0)
+
+
+class ServerSchema(SectionSchema):
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
+    # The address agents' browsers use to reach the sidecar, when it differs
+    # from host:port (a reverse proxy).
+    public_url = fields.String(load_default="")
+    # Development mode enables `inward token`, the workspace preview page and
+    # relaxed defaults. Never turn it on in production.
+    dev_mode = fields.Boolean(load_default=False)
+    # Origins allowed to frame the widgets (CSP frame-ancestors), for example
+    # https://acme.service-now.com, written without a trailing slash.
+    frame_ancestors = fields.List(fields.String(), load_default=list)
+
+
+class TimeoutSchema(SectionSchema):
+    connect = fields.Float(load_default=5.0, validate=positive)
+    read = fields.Float(load_default=30.0, validate=positive)
+
+
+class RetrySchema(SectionSchema):
+    attempts = fields.Integer(load_default=4, validate=validate.Range(min=1, max=20))
+    backoff = fields.Float(load_default=0.5, validate=non_negative)
+    cap = fields.Float(load_default=30.0, validate=non_negative)
+    # Random extra wait as a share of the computed backoff.
+    jitter = fields.Float(load_default=0.25, validate=share)
+
+
+class PlatformSchema(SectionSchema):
+    # Base URL of the instance, e.g. https://acme.service-now.com. Empty means
+    # the embedded instance described under `instance`.
+    url = fields.String(load_default="")
+    auth = fields.String(load_default="basic", validate=validate.OneOf(["basic", "oauth"]))
+    user = fields.String(load_default="inward.integration")
+    password = SecretField(load_default=lambda: Secret())
+    client_id = fields.String(load_default="")
+    client_secret = SecretField(load_default=lambda: Secret())
+    timeout = _nested(TimeoutSchema)
+    retry = _nested(RetrySchema)
+    page_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
+    case_tables = fields.List(
+        fields.String(), load_default=lambda: ["incident", "sn_customerservice_case"]
+    )
+
+
+class FaultSchema(SectionSchema):
+    """Faults the embedded instance injects; all off by default."""
+
+    rate_limit_per_hour = fields.Integer(load_default=0, validate=non_negative)
+    retry_after = fields.Integer(load_default=1, validate=non_negative)
+    error_rate = fields.Float(load_default=0.0, validate=share)
+    latency_ms = fields.Integer(load_default=0, validate=non_negative)
+    hibernating = fields.Boolean(load_default=False)
+    short_page_rate = fields.Float(load_default=0.0, validate=share)
+
+
+class InstanceSchema(SectionSchema):
+    """The embedded Table API instance, a development and test double."""
+
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8100, validate=validate.Range(min=0, max=65535))
+    data_dir = fields.String(load_default="var/instance")
+    user = fields.String(load_default="admin")
+    password = SecretField(load_default=lambda: Secret("inward-dev"))
+    # Time zone used to evaluate javascript:gs.* date helpers in queries.
+    user_time_zone = fields.String(load_default="UTC")
+    case_insensitive = fields.Boolean(load_default=True)
+    # Mirrors glide.invalid_query.returns_no_rows.
+    invalid_query_returns_no_rows = fields.Boolean(load_default=False)
+    faults = _nested(FaultSchema)
+
+
+class AuthSchema(SectionSchema):
+    """How agents' JWTs, minted by the platform's JWT provider, are verified."""
+
+    jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "RS256"]))
+    jwt_secret = SecretField(load_default=lambda: Secret())
+    jwt_public_key_file = fields.String(load_default="")
+    jwt_issuer = fields.String(load_default="inward-dev")
+    jwt_audience = fields.String(load_default="inward")
+    # Tokens whose exp - iat exceeds this many seconds are rejected.
+    jwt_max_lifetime = fields.Integer(load_default=3600, validate=positive)
+    jwt_leeway = fields.Integer(load_default=30, validate=non_negative)
+    # The claim that carries the agent's sys_user.user_name.
+    user_claim = fields.String(load_default="sub")
+    user_cache_ttl = fields.Integer(load_default=300, validate=non_negative)
+
+
+class StoreSchema(SectionSchema):
+    # SQLAlchemy URL: sqlite:///var/inward.db or postgresql+psycopg://...
+    url = fields.String(load_default="sqlite:///var/inward.db")
+
+
+class IndexSchema(SectionSchema):
+    path = fields.String(load_default="var/index")
+    lock_timeout = fields.Float(load_default=10.0, validate=positive)
+
+
+class KnowledgeSchema(SectionSchema):
+    sync_interval_minutes = fields.Integer(load_default=15, validate=positive)
+    reconcile_interval_hours = fields.Integer(load_default=24, validate=positive)
+    visibility_cache_ttl = fields.Integer(load_default=300, validate=non_negative)
+    case_cache_ttl = fields.Integer(load_default=60, validate=non_negative)
+    suggestions_limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+
+
+class RankingSchema(SectionSchema):
+    """Ranking weights; the defaults are justified in docs/benchmarks.md."""
+
+    title_weight = fields.Float(load_default=3.0, validate=non_negative)
+    meta_weight = fields.Float(load_default=2.0, validate=non_negative)
+    body_weight = fields.Float(load_default=1.0, validate=non_negative)
+
+
+class JobsSchema(SectionSchema):
+    backend = fields.String(load_default="thread", validate=validate.OneOf(["thread", "rq"]))
+    redis_url = fields.String(load_default="redis://127.0.0.1:6379/0")
+    enabled = fields.Boolean(load_default=True)
+
+
+class LoggingSchema(SectionSchema):
+    level = fields.String(
+        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
+    )
+    format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]))
+
+
+class SettingsSchema(SectionSchema):
+    server = _nested(ServerSchema)
+    platform = _nested(PlatformSchema)
+    instance = _nested(InstanceSchema)
+    auth = _nested(AuthSchema)
+    store = _nested(StoreSchema)
+    index = _nested(IndexSchema)
+    knowledge = _nested(KnowledgeSchema)
+    ranking = _nested(RankingSchema)
+    jobs = _nested(JobsSchema)
+    logging = _nested(LoggingSchema)
+
+
+Settings = Section
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Section:
+    """Load, merge and validate settings from a YAML file, the environment and overrides.
+
+    ``path`` defaults to ``$INWARD_CONFIG`` when set. ``overrides`` is a nested
+    mapping applied last (tests and the demo use it). Raises ``ConfigError``
+    naming each bad key path, its value and what is expected.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(CONFIG_FILE_ENV):
+        path = environ[CONFIG_FILE_ENV]
+    data: dict[str, Any] = _read_file(Path(path)) if path else {}
+    _reject_secrets_in_file(data, path)
+    _merge(data, _read_environment(environ))
+    if overrides:
+        _merge(data, _plain(overrides))
+    _read_secret_files(data)
+    try:
+        return SettingsSchema().load(data)
+    except ValidationError as error:
+        problems = _describe_errors(error.normalized_messages(), data)
+        lines = "\n".join(f"  {key}: {message}" for key, message in problems.items())
+        source = f" in {path}" if path else ""
+        raise ConfigError(f"Invalid settings{source}:\n{lines}", errors=problems) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Settings file {path} not found; pass an existing YAML file.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"Settings file {path} is not valid YAML{where}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Settings file {path} must contain a mapping of sections, got {type(data).__name__}."
+        )
+    return data
+
+
+def _secret_paths(schema: Schema, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, field in schema.fields.items():
+        if isinstance(field, SecretField):
+            paths.append(prefix + (name,))
+        elif isinstance(field, fields.Nested):
+            paths.extend(_secret_paths(field.schema, prefix + (name,)))
+    return paths
+
+
+SECRET_PATHS = _secret_paths(SettingsSchema())
+
+
+def _reject_secrets_in_file(data: dict[str, Any], path: object) -> None:
+    for key_path in SECRET_PATHS:
+        section = _get_path(data, key_path[:-1])
+        if isinstance(section, dict) and key_path[-1] in section:
+            dotted = ".".join(key_path)
+            env_name = ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in key_path)
+            raise ConfigError(
+                f"{dotted}: secrets are not read from the settings file {path}; "
+                f"set {env_name} or {dotted}_file instead.",
+                errors={dotted: "secret in settings file"},
+            )
+
+
+def _read_secret_files(data: dict[str, Any]) -> None:
+    """Replace each ``<secret>_file`` key by the secret read from that file."""
+    for key_path in SECRET_PATHS:
+        section = _get_path(data, key_path[:-1])
+        if not isinstance(section, dict):
+            continue
+        file_key = key_path[-1] + "_file"
+        if file_key not in section:
+            continue
+        file_path = Path(str(section.pop(file_key)))
+        dotted = ".".join(key_path[:-1] + (file_key,))
+        try:
+            section[key_path[-1]] = Secret(file_path.read_text(encoding="utf-8").strip())
+        except OSError as error:
+            raise ConfigError(
+                f"{dotted}: cannot read secret file {file_path} ({error.strerror}); "
+                "point it at a readable file.",
+                errors={dotted: "unreadable file"},
+            ) from None
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
+            continue
+        parts = [part.lower() for part in name[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
+        if not all(parts):
+            continue
+        target = data
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                break
+        else:
+            target[parts[-1]] = _parse_env_value(value)
+    return data
+
+
+def _parse_env_value(value: str) -> Any:
+    """Read lists and numbers the way YAML would, keep everything else a string."""
+    if value.startswith("["):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: _plain(value) if isinstance(value, Mapping) else value
+        for key, value in values.items()
+    }
+
+
+def _merge(target: dict[str, Any], source: Mapping[str, Any]) -> None:
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _get_path(data: Any, key_path: tuple[str, ...]) -> Any:
+    for part in key_path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _describe_errors(messages: Any, data: Any, prefix: tuple[str, ...] = ()) -> dict[str, str]:
+    """Flatten marshmallow's nested messages into ``key.path: message (got value)``."""
+    problems: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, nested in messages.items():
+            problems.update(_describe_errors(nested, data, prefix + (str(key),)))
+        return problems
+    text = " ".join(str(message) for message in messages)
+    dotted = ".".join(prefix)
+    if text == "Unknown field.":
+        problems[dotted] = "unknown key; check the spelling against docs/configuration.md."
+        return problems
+    value = _get_path(data, prefix)
+    shown = MASK if isinstance(value, Secret) else repr(value)
+    problems[dotted] = f"{text} (got {shown})"
+    return problems
+
+
+def settings_for_tests(**overrides: Any) -> Section:
+    """Build settings from defaults plus nested overrides, ignoring the environment."""
+    return load_settings(None, environ={}, overrides=overrides)

@@ -1,0 +1,1 @@
+"""Client for the helpdesk platform's Table API, and the embedded instance."""

@@ -1,0 +1,1 @@
+"""Knowledge index: sync, HTML to text, passages, Whoosh index, ranking, visibility."""

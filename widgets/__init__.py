@@ -1,0 +1,1 @@
+"""Flask blueprints, templates and assets for the embeddable widgets."""

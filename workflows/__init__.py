@@ -1,0 +1,1 @@
+"""Automated requests against secondary systems (built in a later issue)."""
