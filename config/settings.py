@@ -13,6 +13,7 @@ from its environment variable or from a file named by ``<key>_file``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ class Section:
 
     def __repr__(self) -> str:
         return f"Section({self.to_dict()})"
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Return the (key, value) pairs of this section; nested sections stay Sections."""
+        return list(self._values.items())
 
     def replace(self, **changes: Any) -> "Section":
         """Return a copy with some values changed (used by tests and the demo)."""
@@ -100,6 +105,18 @@ non_negative = validate.Range(min=0)
 share = validate.Range(min=0.0, max=1.0)
 
 
+# scheme://host[:port] with no path; a leading "*." wildcard is allowed, as CSP allows it.
+ORIGIN_PATTERN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _validate_origin(value: str) -> None:
+    if not ORIGIN_PATTERN.match(value):
+        raise ValidationError(
+            f"{value!r} is not an origin; write scheme://host[:port] with no path "
+            "or trailing slash, for example https://acme.service-now.com."
+        )
+
+
 class ServerSchema(SectionSchema):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
@@ -111,7 +128,7 @@ class ServerSchema(SectionSchema):
     dev_mode = fields.Boolean(load_default=False)
     # Origins allowed to frame the widgets (CSP frame-ancestors), for example
     # https://acme.service-now.com, written without a trailing slash.
-    frame_ancestors = fields.List(fields.String(), load_default=list)
+    frame_ancestors = fields.List(fields.String(validate=_validate_origin), load_default=list)
 
 
 class TimeoutSchema(SectionSchema):
@@ -384,9 +401,13 @@ def _merge(target: dict[str, Any], source: Mapping[str, Any]) -> None:
 
 def _get_path(data: Any, key_path: tuple[str, ...]) -> Any:
     for part in key_path:
-        if not isinstance(data, dict):
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            # marshmallow names a bad list item by its index.
+            data = data[int(part)]
+        elif isinstance(data, dict):
+            data = data.get(part)
+        else:
             return None
-        data = data.get(part)
     return data
 
 
