@@ -220,6 +220,13 @@ class KnowledgeSchema(SectionSchema):
     visibility_cache_ttl = fields.Integer(load_default=300, validate=non_negative)
     case_cache_ttl = fields.Integer(load_default=60, validate=non_negative)
     suggestions_limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+    # Mirrors glide.knowman.block_access_with_no_user_criteria: when true, a
+    # knowledge base without any can-read user criteria is readable by nobody
+    # (except knowledge admins and its owner and managers).
+    block_access_with_no_user_criteria = fields.Boolean(load_default=False)
+    # Articles indexed per index commit during a sync; the sync cursor is
+    # saved after each commit, so a crash repeats at most one batch.
+    sync_batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
 
 
 class RankingSchema(SectionSchema):
