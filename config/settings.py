@@ -202,6 +202,13 @@ class AuthSchema(SectionSchema):
     # The claim that carries the agent's sys_user.user_name.
     user_claim = fields.String(load_default="sub")
     user_cache_ttl = fields.Integer(load_default=300, validate=non_negative)
+    # Role names (sys_user_role.name) that make a user an agent, and those
+    # that also open the admin pages.
+    agent_roles = fields.List(
+        fields.String(),
+        load_default=lambda: ["itil", "sn_customerservice_agent", "admin", "inward_admin"],
+    )
+    admin_roles = fields.List(fields.String(), load_default=lambda: ["admin", "inward_admin"])
 
 
 class StoreSchema(SectionSchema):
@@ -211,7 +218,11 @@ class StoreSchema(SectionSchema):
 
 class IndexSchema(SectionSchema):
     path = fields.String(load_default="var/index")
+    # Seconds a writer waits for another writer's lock before IndexBusy.
     lock_timeout = fields.Float(load_default=10.0, validate=positive)
+    # "stemming" (Porter stems) or "standard" (lower-cased words). Changing it
+    # changes the stored schema version, so the index is rebuilt empty at start-up.
+    analyzer = fields.String(load_default="stemming", validate=validate.OneOf(["stemming", "standard"]))
 
 
 class KnowledgeSchema(SectionSchema):
@@ -235,6 +246,31 @@ class RankingSchema(SectionSchema):
     title_weight = fields.Float(load_default=3.0, validate=non_negative)
     meta_weight = fields.Float(load_default=2.0, validate=non_negative)
     body_weight = fields.Float(load_default=1.0, validate=non_negative)
+    # BM25 term-frequency saturation and length normalization, for every field.
+    bm25_k1 = fields.Float(load_default=1.2, validate=non_negative)
+    bm25_b = fields.Float(load_default=0.75, validate=share)
+    # Bonus clause for pairs of adjacent query terms found within `proximity_slop`
+    # positions of each other in the title or body.
+    proximity_weight = fields.Float(load_default=1.0, validate=non_negative)
+    proximity_slop = fields.Integer(load_default=3, validate=validate.Range(min=1, max=20))
+    # Priors multiply the text score by 1 + weight * prior, with each prior in [0, 1].
+    helpful_weight = fields.Float(load_default=0.1, validate=non_negative)
+    attach_weight = fields.Float(load_default=0.1, validate=non_negative)
+    # Attach count at which the attach prior reaches one half.
+    attach_half = fields.Float(load_default=5.0, validate=positive)
+    recency_weight = fields.Float(load_default=0.05, validate=non_negative)
+    recency_half_life_days = fields.Float(load_default=365.0, validate=positive)
+    # Upper bound on the product of all prior factors.
+    prior_cap = fields.Float(load_default=1.2, validate=validate.Range(min=1.0))
+    # Text matches re-scored with priors before the top `limit` are returned.
+    candidates = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10000))
+    # Weight of a case's description and latest comment terms, relative to
+    # its short description (1.0).
+    description_weight = fields.Float(load_default=0.5, validate=non_negative)
+    comment_weight = fields.Float(load_default=0.5, validate=non_negative)
+    # Weight of the case's category and product as extra query terms.
+    category_weight = fields.Float(load_default=0.3, validate=non_negative)
+    product_weight = fields.Float(load_default=0.3, validate=non_negative)
 
 
 class JobsSchema(SectionSchema):
