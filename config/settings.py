@@ -129,6 +129,9 @@ class ServerSchema(SectionSchema):
     # Origins allowed to frame the widgets (CSP frame-ancestors), for example
     # https://acme.service-now.com, written without a trailing slash.
     frame_ancestors = fields.List(fields.String(validate=_validate_origin), load_default=list)
+    # Worker threads of the waitress server behind `inward serve`; each
+    # handles one request at a time.
+    threads = fields.Integer(load_default=8, validate=validate.Range(min=1, max=256))
 
 
 class TimeoutSchema(SectionSchema):

@@ -126,7 +126,7 @@ def load_verification_key(auth: Section) -> Any:
     if auth.jwt_algorithm == "HS256":
         if not auth.jwt_secret:
             raise ConfigError(
-                "auth.jwt_secret is not set, so no agent token can be verified; "
+                "auth.jwt_secret is not set, so agent tokens can be neither verified nor signed; "
                 "set INWARD_AUTH__JWT_SECRET or auth.jwt_secret_file to the JWT provider's shared secret.",
                 errors={"auth.jwt_secret": "missing"},
             )

@@ -61,3 +61,8 @@ def main() -> None:
 
 
 # Commands owned by other modules.
+from inward.serve_cli import serve_command, store_group, token_command  # noqa: E402
+
+cli.add_command(serve_command)
+cli.add_command(token_command)
+cli.add_command(store_group)

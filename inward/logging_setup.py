@@ -114,6 +114,9 @@ def configure_logging(settings: Section, *, stream: IO[str] | None = None) -> lo
     handler.addFilter(SecretMaskingFilter(collect_secrets(settings)))
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
+    # Alembic logs "Context impl ..." each time the store's revision is read,
+    # which /healthz does; Store.upgrade logs the migrations it applies itself.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     _installed_handler = handler
     logger.debug("Logging configured: level %s, format %s", settings.logging.level, settings.logging.format)
     return handler

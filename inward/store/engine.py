@@ -43,10 +43,15 @@ class Store:
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the packaged Alembic migrations up to ``revision``."""
+        before = self.current_revision()
         with self.engine.begin() as connection:
             config = alembic_config(connection=connection)
             command.upgrade(config, revision)
-        logger.info("State store at %s migrated to %s", self.display_url, self.current_revision())
+        after = self.current_revision()
+        if after != before:
+            logger.info("State store at %s migrated from %s to %s", self.display_url, before or "empty", after)
+        else:
+            logger.info("State store at %s is up to date at %s", self.display_url, after)
 
     def current_revision(self) -> str | None:
         """Return the applied migration revision, or None for an empty database."""

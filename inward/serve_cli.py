@@ -1,0 +1,150 @@
+"""The ``inward serve``, ``inward token`` and ``inward store`` commands."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from config.errors import ConfigError, InwardError
+
+logger = logging.getLogger(__name__)
+
+
+def _settings(ctx: click.Context):
+    from inward.cli import load_cli_settings
+
+    return load_cli_settings(ctx)
+
+
+@click.command("serve")
+@click.option("--host", help="Address to listen on (default: server.host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="TCP port to listen on (default: server.port).")
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply pending state store migrations before serving.",
+)
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None, migrate: bool) -> None:
+    """Run the sidecar with the waitress WSGI server until stopped (Ctrl+C or SIGTERM)."""
+    import waitress
+
+    from inward.app import create_app
+    from inward.logging_setup import configure_logging
+    from inward.services import Services
+
+    settings = _settings(ctx)
+    configure_logging(settings)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    services = Services(settings)
+    try:
+        _check_start_up(services, migrate=migrate)
+        app = create_app(settings, services=services)
+        # waitress stops on KeyboardInterrupt; SIGTERM (from a service manager) is turned into one.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        logger.info(
+            "Inward serving on http://%s:%s with waitress, %s threads%s",
+            host, port, settings.server.threads, " (dev mode)" if settings.server.dev_mode else "",
+        )
+        waitress.serve(app, host=host, port=port, threads=settings.server.threads, ident="inward")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
+        logger.info("Inward stopped")
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_start_up(services, *, migrate: bool) -> None:
+    """Fail before listening when auth cannot work or the store is behind its migrations."""
+    try:
+        services.verifier
+        if migrate:
+            services.store.upgrade()
+        else:
+            _require_migrated(services.store)
+    except InwardError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _require_migrated(store) -> None:
+    current, head = store.current_revision(), store.head_revision()
+    if current != head:
+        raise ConfigError(
+            f"The state store at {store.display_url} is at revision {current}, not {head}; "
+            "run `inward store upgrade` or start without --no-migrate."
+        )
+
+
+@click.command("token")
+@click.option("--user", "user_name", required=True, help="The agent's sys_user.user_name (the token's subject).")
+@click.option("--lifetime", type=int, default=900, show_default=True, help="Seconds until the token expires.")
+@click.pass_context
+def token_command(ctx: click.Context, user_name: str, lifetime: int) -> None:
+    """Print a development JWT for USER, signed with auth.jwt_secret (needs server.dev_mode)."""
+    from inward.auth import mint_token
+
+    settings = _settings(ctx)
+    if not settings.server.dev_mode:
+        raise click.ClickException(
+            "inward token works only when server.dev_mode is on; set INWARD_SERVER__DEV_MODE=true "
+            "on a development machine. In production the platform's JWT provider mints tokens."
+        )
+    try:
+        token = mint_token(settings, user_name, lifetime=lifetime)
+    except InwardError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(token)
+
+
+@click.group("store")
+def store_group() -> None:
+    """Manage the state store (events, actions, sync cursors)."""
+
+
+@store_group.command("upgrade")
+@click.pass_context
+def store_upgrade(ctx: click.Context) -> None:
+    """Apply pending migrations to the database at store.url."""
+    with _open_store(_settings(ctx)) as store:
+        store.upgrade()
+        click.echo(f"{store.display_url} is at revision {store.current_revision()}")
+
+
+@store_group.command("current")
+@click.pass_context
+def store_current(ctx: click.Context) -> None:
+    """Print the applied and the newest migration revision; exit 1 when they differ."""
+    with _open_store(_settings(ctx)) as store:
+        current, head = store.current_revision(), store.head_revision()
+    click.echo(f"current: {current or 'none (empty database)'}\nhead: {head}")
+    if current != head:
+        ctx.exit(1)
+
+
+@contextmanager
+def _open_store(settings) -> Iterator:
+    """Open the store at store.url, turning its errors into a clean command failure."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from inward.store import Store
+
+    try:
+        store = Store(settings.store.url)
+    except InwardError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield store
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"State store at {store.display_url} failed: {error}") from None
+    finally:
+        store.close()
