@@ -162,6 +162,8 @@ class PlatformSchema(SectionSchema):
     case_tables = fields.List(
         fields.String(), load_default=lambda: ["incident", "sn_customerservice_case"]
     )
+    # With OAuth, a token this many seconds from expiry is refreshed before use.
+    token_refresh_margin = fields.Float(load_default=60.0, validate=non_negative)
 
 
 class FaultSchema(SectionSchema):

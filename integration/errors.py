@@ -4,7 +4,8 @@
 
     InwardError                         config/errors.py
     └── PlatformError                   any failed exchange with the platform
-        ├── PlatformUnavailable         connection refused, timeout, 5xx, hibernating page (retryable)
+        ├── PlatformUnavailable         connection refused, 5xx, hibernating page (retryable)
+        │   ├── PlatformTimeout         connect or read timed out; a write's outcome is unknown
         │   └── RateLimited             429; carries retry_after seconds (retryable)
         ├── AuthenticationFailed        401, or an OAuth token that cannot be obtained
         ├── AccessDenied                403 from an ACL
@@ -29,6 +30,15 @@ class PlatformError(InwardError):
 
 class PlatformUnavailable(PlatformError):
     retryable = True
+
+
+class PlatformTimeout(PlatformUnavailable):
+    """The platform did not answer within the configured timeout.
+
+    For a GET this is retryable. For a POST or PATCH the write may have been
+    applied, so the transport marks it not retryable unless the caller gave a
+    way to check for the earlier write first.
+    """
 
 
 class RateLimited(PlatformUnavailable):
