@@ -1,0 +1,445 @@
+"""The knowledge index: Whoosh on disk, with atomic rebuilds and start-up checks.
+
+Layout under ``index.path``::
+
+    current              JSON {"generation": "gen-...", "schema": "<version>"}
+    gen-<id>/            one complete Whoosh index; ``current`` names the live one
+
+``rebuild`` writes a new generation next to the live one and switches
+``current`` (an atomic rename) only once the new one is committed, so the old
+index serves searches until then. At start-up an index that cannot be
+opened or read, or whose stored schema version differs from this code's, is
+replaced by an empty one with a WARNING, and ``reset_reason`` tells the
+caller to run a full sync.
+
+Whoosh allows one writer per index; a writer waits ``index.lock_timeout``
+seconds for the lock and then raises ``IndexBusy``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from whoosh import fields as wf
+from whoosh import highlight, index as whoosh_index, query as wq, scoring
+from whoosh.index import LockError
+
+from knowledge.documents import ArticleDoc
+from knowledge.errors import IndexBusy, KnowledgeError
+from knowledge.ranking import (
+    QueryPlan,
+    combined_prior,
+    explain_hit,
+    plan_query,
+    prior_factors,
+    query_terms,
+)
+from knowledge.text import Passage, build_analyzer
+
+logger = logging.getLogger(__name__)
+
+# Bump when the fields below change, so existing indexes are rebuilt.
+SCHEMA_VERSION = 1
+ANYONE = "__anyone__"
+POINTER_FILE = "current"
+SNIPPET_CHARS = 240
+
+
+def build_schema(analyzer_name: str) -> wf.Schema:
+    """Return the Whoosh schema; ``analyzer_name`` is the ``index.analyzer`` setting."""
+    analyzer = build_analyzer(analyzer_name)
+    return wf.Schema(
+        sys_id=wf.ID(stored=True, unique=True),
+        number=wf.ID(stored=True),
+        title=wf.TEXT(stored=True, analyzer=analyzer),
+        meta=wf.TEXT(stored=True, analyzer=analyzer),
+        body=wf.TEXT(stored=True, analyzer=analyzer),
+        kb=wf.ID(stored=True),
+        kb_title=wf.STORED(),
+        category=wf.ID(stored=True),
+        can_read=wf.KEYWORD(stored=True, commas=True),
+        cannot_read=wf.KEYWORD(stored=True, commas=True),
+        updated_on=wf.DATETIME(stored=True),
+        helpful_ratio=wf.STORED(),
+        attach_count=wf.STORED(),
+        passages=wf.STORED(),
+    )
+
+
+def schema_fingerprint(analyzer_name: str) -> str:
+    """Return the stored schema version: the field layout version plus the analyzer."""
+    return f"{SCHEMA_VERSION}:{analyzer_name}"
+
+
+@dataclass
+class SearchHit:
+    """One ranked article with an HTML-safe snippet and, on request, its score components."""
+
+    sys_id: str
+    number: str
+    title: str
+    snippet_html: str
+    score: float
+    kb_sys_id: str
+    kb_title: str
+    updated_on: datetime | None
+    explain: dict[str, Any] | None = None
+
+
+class MarkFormatter(highlight.Formatter):
+    """Format highlights as HTML-escaped text with matched terms in ``<mark>`` elements."""
+
+    between = " … "
+
+    def _text(self, text: str) -> str:
+        return highlight.htmlescape(text, quote=False)
+
+    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
+        return "<mark>" + highlight.htmlescape(highlight.get_text(text, token, replace), quote=False) + "</mark>"
+
+
+def to_fields(doc: ArticleDoc) -> dict[str, Any]:
+    """Map an ``ArticleDoc`` to the index fields."""
+    updated_on = doc.updated_on
+    if updated_on.tzinfo is not None:
+        # Whoosh stores naive datetimes; keep them in UTC.
+        updated_on = updated_on.astimezone(timezone.utc).replace(tzinfo=None)
+    return {
+        "sys_id": doc.sys_id,
+        "number": doc.number,
+        "title": doc.title,
+        "meta": doc.meta,
+        "body": doc.body,
+        "kb": doc.kb_sys_id,
+        "kb_title": doc.kb_title,
+        "category": doc.category,
+        "can_read": ",".join(doc.can_read) if doc.can_read else ANYONE,
+        "cannot_read": ",".join(doc.cannot_read),
+        "updated_on": updated_on,
+        "helpful_ratio": doc.helpful_ratio,
+        "attach_count": doc.attach_count,
+        "passages": json.dumps([passage.to_dict() for passage in doc.passages]),
+    }
+
+
+class KnowledgeIndex:
+    """Store, search and rebuild the indexed knowledge articles in one directory."""
+
+    def __init__(self, path: str | os.PathLike[str], *, settings: Any) -> None:
+        self.root = Path(path)
+        self.settings = settings
+        self.analyzer_name = settings.index.analyzer
+        self.schema = build_schema(self.analyzer_name)
+        self.fingerprint = schema_fingerprint(self.analyzer_name)
+        self.reset_reason: str | None = None
+        self._lock = threading.RLock()
+        self._weighting = scoring.BM25F(B=settings.ranking.bm25_b, K1=settings.ranking.bm25_k1)
+        self._open()
+
+    # -- opening, start-up checks and generations ---------------------------------
+
+    def _open(self) -> None:
+        """Open the live generation, or replace an unreadable or outdated one with an empty index."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        pointer = self._read_pointer()
+        if pointer is None:
+            self._reset("no index exists yet", warn=False)
+            return
+        if pointer.get("schema") != self.fingerprint:
+            self._reset(f"stored schema version {pointer.get('schema')!r} differs from {self.fingerprint!r}")
+            return
+        generation = self.root / str(pointer.get("generation", ""))
+        try:
+            ix = whoosh_index.open_dir(str(generation))
+            _verify(ix)
+        except Exception as error:  # noqa: BLE001 - any failure to read means a damaged index
+            self._reset(f"the index at {generation} cannot be read ({type(error).__name__}: {error})")
+            return
+        self._use(ix, generation.name)
+
+    def _read_pointer(self) -> dict[str, Any] | None:
+        try:
+            pointer = json.loads((self.root / POINTER_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            return {"schema": f"unreadable pointer file ({error})"}
+        return pointer if isinstance(pointer, dict) else {"schema": "invalid pointer file"}
+
+    def _reset(self, reason: str, *, warn: bool = True) -> None:
+        """Switch to a new empty generation, recording why for the caller's full sync."""
+        if warn:
+            logger.warning("Rebuilding the knowledge index at %s empty because %s; a full sync is needed.",
+                           self.root, reason)
+        self.reset_reason = reason
+        name, ix = self._create_generation()
+        self._switch(name, ix)
+
+    def _create_generation(self) -> tuple[str, Any]:
+        name = f"gen-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        directory = self.root / name
+        directory.mkdir()
+        return name, whoosh_index.create_in(str(directory), self.schema)
+
+    def _switch(self, name: str, ix: Any) -> None:
+        """Point ``current`` at generation ``name`` atomically, then use it and drop older ones."""
+        temporary = self.root / f".{POINTER_FILE}.{uuid.uuid4().hex[:8]}"
+        temporary.write_text(json.dumps({"generation": name, "schema": self.fingerprint}), encoding="utf-8")
+        os.replace(temporary, self.root / POINTER_FILE)
+        self._use(ix, name)
+        self._remove_other_generations(name)
+
+    def _use(self, ix: Any, name: str) -> None:
+        with self._lock:
+            self._ix = ix
+            self._generation = name
+            # Searchers still in use by other threads keep their open files;
+            # the replaced searcher is closed when it is garbage-collected.
+            self._searcher_obj = ix.searcher(weighting=self._weighting)
+
+    def _remove_other_generations(self, keep: str) -> None:
+        for child in self.root.iterdir():
+            if child.is_dir() and child.name.startswith("gen-") and child.name != keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+    @property
+    def generation(self) -> str:
+        """Return the name of the live generation directory."""
+        return self._generation
+
+    def _searcher(self) -> Any:
+        """Return a searcher on the latest commit, following a rebuild done by another process."""
+        with self._lock:
+            pointer = self._read_pointer() or {}
+            if pointer.get("generation") not in (None, self._generation) and pointer.get("schema") == self.fingerprint:
+                self._use(whoosh_index.open_dir(str(self.root / pointer["generation"])), pointer["generation"])
+            elif not self._searcher_obj.up_to_date():
+                self._refresh()
+            return self._searcher_obj
+
+    # -- writing -------------------------------------------------------------------
+
+    def _writer(self, ix: Any = None) -> Any:
+        timeout = self.settings.index.lock_timeout
+        try:
+            return (ix or self._ix).writer(timeout=timeout, delay=min(0.1, timeout))
+        except LockError:
+            raise IndexBusy(
+                f"The knowledge index at {self.root} is locked by another writer for more than "
+                f"{timeout:g} s; retry later or raise index.lock_timeout.",
+                path=str(self.root),
+            ) from None
+
+    def upsert(self, docs: Iterable[ArticleDoc]) -> int:
+        """Add or replace documents by sys_id in one commit; return how many were written."""
+        writer = self._writer()
+        count = 0
+        try:
+            for doc in docs:
+                writer.update_document(**to_fields(doc))
+                count += 1
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        self._refresh()
+        logger.info("Upserted %d articles into the knowledge index.", count)
+        return count
+
+    def delete(self, sys_ids: Iterable[str]) -> int:
+        """Delete documents by sys_id in one commit; return how many were deleted."""
+        writer = self._writer()
+        count = 0
+        try:
+            for sys_id in sys_ids:
+                count += writer.delete_by_term("sys_id", sys_id)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        self._refresh()
+        logger.info("Deleted %d articles from the knowledge index.", count)
+        return count
+
+    def rebuild(self, docs: Iterable[ArticleDoc]) -> int:
+        """Index ``docs`` into a new generation and switch to it only once it is complete.
+
+        If anything fails before the switch, the new generation is removed
+        and the old one keeps serving. Writes committed to the old
+        generation while the rebuild runs are not carried over, so run the
+        rebuild from the same job that would make them (the full sync).
+        """
+        name, ix = self._create_generation()
+        try:
+            writer = self._writer(ix)
+            count = 0
+            try:
+                for doc in docs:
+                    writer.add_document(**to_fields(doc))
+                    count += 1
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+        except BaseException:
+            ix.close()
+            shutil.rmtree(self.root / name, ignore_errors=True)
+            logger.warning("Rebuild of the knowledge index at %s failed; the old index keeps serving.", self.root)
+            raise
+        with self._lock:
+            self._switch(name, ix)
+        logger.info("Rebuilt the knowledge index at %s with %d articles (%s).", self.root, count, name)
+        return count
+
+    def _refresh(self) -> None:
+        """Replace the searcher with one on the latest commit.
+
+        Whoosh-Reloaded 2.7.5's ``Searcher.refresh()`` merges the old reader's
+        segments into the new list, so a replaced or deleted document stays
+        visible; opening a new searcher avoids that. The old searcher is not
+        closed because another thread may still read from it; its files are
+        closed when it is garbage-collected.
+        """
+        with self._lock:
+            self._searcher_obj = self._ix.searcher(weighting=self._weighting)
+
+    # -- reading -------------------------------------------------------------------
+
+    def ids(self) -> set[str]:
+        """Return the sys_ids of all indexed articles."""
+        searcher = self._searcher()
+        return {fields["sys_id"] for fields in searcher.all_stored_fields()}
+
+    def get(self, sys_id: str) -> dict[str, Any] | None:
+        """Return the stored fields of one article (passages decoded), or None if absent."""
+        stored = self._searcher().document(sys_id=sys_id)
+        if stored is None:
+            return None
+        result = dict(stored)
+        result["passages"] = [Passage(**item) for item in json.loads(result.get("passages") or "[]")]
+        result["can_read"] = _split_list(result.get("can_read"), drop=ANYONE)
+        result["cannot_read"] = _split_list(result.get("cannot_read"))
+        result["updated_on"] = _aware(result.get("updated_on"))
+        return result
+
+    def passages(self, sys_id: str) -> list[Passage]:
+        """Return the passages of one article in order, or an empty list if it is absent."""
+        stored = self.get(sys_id)
+        return stored["passages"] if stored else []
+
+    def count(self, filter: wq.Query | None = None) -> int:  # noqa: A002 - name fixed by the contract
+        """Return how many articles are indexed, or how many pass ``filter``."""
+        searcher = self._searcher()
+        if filter is None:
+            return searcher.doc_count()
+        results = searcher.search(wq.Every(), filter=filter, limit=1)
+        return len(results)
+
+    def search(
+        self,
+        query_text: str,
+        *,
+        filter: wq.Query | None = None,  # noqa: A002 - name fixed by the contract
+        limit: int = 10,
+        explain: bool = False,
+        boosts: Mapping[str, float] | None = None,
+    ) -> list[SearchHit]:
+        """Rank the articles that match ``query_text`` and pass ``filter``; best first.
+
+        ``filter`` (from ``knowledge.visibility``) is applied by Whoosh while
+        matching, so hidden articles are never scored, counted or highlighted.
+        ``boosts`` maps extra words to term weights (see ``query_terms``).
+        """
+        terms = query_terms(query_text, self.schema["body"].analyzer, boosts)
+        if not terms or limit <= 0:
+            return []
+        plan = plan_query(terms, self.settings.ranking)
+        searcher = self._searcher()
+        candidates = max(limit, self.settings.ranking.candidates)
+        results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
+        results.formatter = MarkFormatter()
+        results.fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+        ranked = self._apply_priors(results)
+        return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
+                for hit, score, prior, factors in ranked[:limit]]
+
+    def _apply_priors(self, results: Any) -> list[tuple[Any, float, float, dict[str, float]]]:
+        """Multiply each candidate's text score by its capped prior factor and re-sort."""
+        now = datetime.now(timezone.utc)
+        ranked = []
+        for hit in results:
+            factors = prior_factors(hit.fields(), self.settings.ranking, now)
+            prior = combined_prior(factors, self.settings.ranking)
+            ranked.append((hit, hit.score * prior, prior, factors))
+        ranked.sort(key=lambda item: (-item[1], item[0]["sys_id"]))
+        return ranked
+
+    def _to_hit(self, searcher: Any, plan: QueryPlan, hit: Any, prior: float,
+                factors: dict[str, float], score: float, explain: bool) -> SearchHit:
+        stored = hit.fields()
+        details = None
+        if explain:
+            matched = sorted({f"{field}:{_decode(text)}" for field, text in hit.matched_terms()})
+            details = explain_hit(searcher, plan, hit.docnum, factors, prior, matched, score)
+        return SearchHit(
+            sys_id=stored["sys_id"],
+            number=stored.get("number", ""),
+            title=stored.get("title", ""),
+            snippet_html=_snippet(hit, stored.get("body", "")),
+            score=score,
+            kb_sys_id=stored.get("kb", ""),
+            kb_title=stored.get("kb_title", ""),
+            updated_on=_aware(stored.get("updated_on")),
+            explain=details,
+        )
+
+    def close(self) -> None:
+        """Close the searcher and the index files; closing twice is harmless."""
+        with self._lock:
+            if self._searcher_obj is not None:
+                self._searcher_obj.close()
+                self._ix.close()
+                self._searcher_obj = None
+
+
+def _verify(ix: Any) -> None:
+    """Read the whole index once, so a damaged segment fails at start-up, not mid-search."""
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        for _ in reader.all_stored_fields():
+            pass
+        for fieldname in ("sys_id", "body"):
+            for _ in reader.lexicon(fieldname):
+                pass
+
+
+def _snippet(hit: Any, body: str) -> str:
+    """Return highlighted body fragments, or the escaped start of the body when none match."""
+    snippet = hit.highlights("body", top=2)
+    if snippet:
+        return snippet
+    start = body[:SNIPPET_CHARS]
+    return highlight.htmlescape(start + ("…" if len(body) > SNIPPET_CHARS else ""), quote=False)
+
+
+def _split_list(value: str | None, *, drop: str | None = None) -> list[str]:
+    return [item for item in (value or "").split(",") if item and item != drop]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Mark a stored naive datetime (always UTC) as UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def _decode(text: Any) -> str:
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)

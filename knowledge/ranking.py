@@ -1,0 +1,206 @@
+"""Build the search query from text and score hits: per-field BM25, proximity, priors.
+
+The text score of an article is the sum over query terms and fields of
+``field weight * term weight * BM25(term, field)``, plus a proximity bonus
+for pairs of adjacent query terms found close together. Priors (helpful
+votes, attach count, recency) then multiply that score by a bounded factor,
+at most ``ranking.prior_cap``, so they reorder close results without lifting
+an article that matches the query poorly. Every weight is a
+``ranking.*`` setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from whoosh import query as wq
+
+logger = logging.getLogger(__name__)
+
+TEXT_FIELDS = ("title", "meta", "body")
+PROXIMITY_FIELDS = ("title", "body")
+
+# Words that shape a question but never name its subject. Removed from query
+# text before analysis, on top of the analyzer's stop list.
+QUESTION_WORDS = frozenset("""
+what whats which who whom whose how many much when where why can could would should shall may
+might must does do did is are was were be tell me please kindly know
+""".split())
+
+# A sentence after the question that only says how to phrase the answer
+# ("Answer with a number.", "Your answer should be the full name.").
+_ANSWER_INSTRUCTION = re.compile(
+    r"^(?:please\s+)?(?:answer|respond|reply|provide|give|specify|state|indicate|record|express|"
+    r"write|return|enter|format|use|include)\b|^(?:your|the|my)\s+(?:answer|response|reply)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+")
+_WORD = re.compile(r"\w+(?:['’.]\w+)*")
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    """An analyzed query term and its weight (1.0 for plain query text)."""
+
+    text: str
+    weight: float = 1.0
+
+
+def strip_answer_instructions(text: str) -> str:
+    """Drop the sentences after the first that only say how to format the answer."""
+    sentences = _SENTENCE_BREAK.split(text.strip())
+    kept = sentences[:1] + [s for s in sentences[1:] if not _ANSWER_INSTRUCTION.match(s.strip())]
+    return " ".join(kept)
+
+
+def remove_question_words(text: str) -> str:
+    """Remove question words ("what's", "how many") and keep the other words in order."""
+    words = []
+    for word in _WORD.findall(text):
+        folded = word.lower().replace("’", "'").replace("'", "")
+        if folded not in QUESTION_WORDS:
+            words.append(word)
+    return " ".join(words)
+
+
+def analyze(analyzer: Any, text: str) -> list[str]:
+    """Return the analyzed tokens of ``text`` in order, as the index stores them."""
+    return [token.text for token in analyzer(text, mode="query")]
+
+
+def query_terms(
+    text: str,
+    analyzer: Any,
+    boosts: Mapping[str, float] | None = None,
+) -> list[WeightedTerm]:
+    """Turn query text into unique weighted terms, in order of first appearance.
+
+    ``boosts`` maps words to weights: a word found in the text takes that
+    weight and a word not in the text is added with it (a case's category
+    or product). Words are analyzed like the text, so "Printers" boosts "printer".
+    """
+    cleaned = remove_question_words(strip_answer_instructions(text))
+    weights: dict[str, float] = {}
+    for term in analyze(analyzer, cleaned):
+        weights.setdefault(term, 1.0)
+    for word, weight in (boosts or {}).items():
+        for term in analyze(analyzer, remove_question_words(word)):
+            weights[term] = float(weight) if term not in weights else max(weights[term], float(weight))
+    return [WeightedTerm(term, weight) for term, weight in weights.items() if weight > 0]
+
+
+def field_weights(ranking: Any) -> dict[str, float]:
+    """Return the BM25 weight of each text field from the ranking settings."""
+    return {
+        "title": ranking.title_weight,
+        "meta": ranking.meta_weight,
+        "body": ranking.body_weight,
+    }
+
+
+def build_field_query(field: str, terms: list[WeightedTerm], weight: float) -> wq.Query:
+    """Build the disjunction of the query terms in one field, boosted by the field weight."""
+    return wq.Or([wq.Term(field, term.text, boost=weight * term.weight) for term in terms])
+
+
+def build_proximity_query(terms: list[WeightedTerm], ranking: Any) -> wq.Query | None:
+    """Build the optional bonus clause for adjacent query-term pairs found near each other."""
+    if ranking.proximity_weight <= 0 or len(terms) < 2:
+        return None
+    clauses = []
+    for first, second in zip(terms, terms[1:]):
+        boost = ranking.proximity_weight * min(first.weight, second.weight)
+        for field in PROXIMITY_FIELDS:
+            clauses.append(wq.Phrase(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))
+    return wq.Or(clauses)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """The Whoosh queries for one search: per-field term clauses and the proximity clause."""
+
+    terms: list[WeightedTerm]
+    fields: dict[str, wq.Query]
+    proximity: wq.Query | None
+
+    def combined(self) -> wq.Query:
+        """Return the query that scores text: every field clause plus the proximity clause."""
+        clauses = list(self.fields.values())
+        if self.proximity is not None:
+            clauses.append(self.proximity)
+        return wq.Or(clauses)
+
+
+def plan_query(terms: list[WeightedTerm], ranking: Any) -> QueryPlan:
+    """Build the query plan for weighted terms with the configured field weights."""
+    fields = {
+        field: build_field_query(field, terms, weight)
+        for field, weight in field_weights(ranking).items()
+        if weight > 0
+    }
+    return QueryPlan(terms=terms, fields=fields, proximity=build_proximity_query(terms, ranking))
+
+
+def prior_factors(stored: Mapping[str, Any], ranking: Any, now: datetime | None = None) -> dict[str, float]:
+    """Return each prior's multiplier, 1 + weight * prior with the prior in [0, 1]."""
+    now = now or datetime.now(timezone.utc)
+    helpful = stored.get("helpful_ratio")
+    helpful_prior = min(1.0, max(0.0, float(helpful))) if helpful is not None else 0.0
+    attach = max(0, int(stored.get("attach_count") or 0))
+    attach_prior = attach / (attach + ranking.attach_half)
+    return {
+        "helpful": 1.0 + ranking.helpful_weight * helpful_prior,
+        "attach": 1.0 + ranking.attach_weight * attach_prior,
+        "recency": 1.0 + ranking.recency_weight * _recency_prior(stored.get("updated_on"), ranking, now),
+    }
+
+
+def _recency_prior(updated_on: Any, ranking: Any, now: datetime) -> float:
+    """Return 1.0 for an article updated now, halving every ``recency_half_life_days``."""
+    if not isinstance(updated_on, datetime):
+        return 0.0
+    if updated_on.tzinfo is None:
+        updated_on = updated_on.replace(tzinfo=timezone.utc)
+    age_days = max(0.0, (now - updated_on).total_seconds() / 86400.0)
+    return math.pow(0.5, age_days / ranking.recency_half_life_days)
+
+
+def combined_prior(factors: Mapping[str, float], ranking: Any) -> float:
+    """Multiply the prior factors and cap the product at ``ranking.prior_cap``."""
+    product = 1.0
+    for factor in factors.values():
+        product *= factor
+    return min(product, ranking.prior_cap)
+
+
+def score_document(searcher: Any, query: wq.Query, docnum: int) -> float:
+    """Return the score ``query`` gives document ``docnum`` in ``searcher``, 0.0 if no match."""
+    matcher = query.matcher(searcher, searcher.context())
+    if not matcher.is_active():
+        return 0.0
+    matcher.skip_to(docnum)
+    if matcher.is_active() and matcher.id() == docnum:
+        return matcher.score()
+    return 0.0
+
+
+def explain_hit(searcher: Any, plan: QueryPlan, docnum: int, factors: Mapping[str, float],
+                prior: float, matched: list[str], score: float) -> dict[str, Any]:
+    """Return the score components of one hit: BM25 per field, proximity, priors."""
+    per_field = {field: score_document(searcher, query, docnum) for field, query in plan.fields.items()}
+    proximity = score_document(searcher, plan.proximity, docnum) if plan.proximity is not None else 0.0
+    return {
+        "matched_terms": matched,
+        "bm25": per_field,
+        "proximity": proximity,
+        "text_score": sum(per_field.values()) + proximity,
+        "priors": dict(factors),
+        "prior_factor": prior,
+        "score": score,
+    }
