@@ -175,6 +175,29 @@ class FaultSchema(SectionSchema):
     latency_ms = fields.Integer(load_default=0, validate=non_negative)
     hibernating = fields.Boolean(load_default=False)
     short_page_rate = fields.Float(load_default=0.0, validate=share)
+    # Seed of the random draws behind error_rate and short_page_rate, so a
+    # test sees the same sequence of faults on every run.
+    seed = fields.Integer(load_default=0)
+    # Statuses error_rate draws from.
+    error_statuses = fields.List(
+        fields.Integer(validate=validate.Range(min=400, max=599)), load_default=lambda: [500, 503]
+    )
+    # Statuses returned, in order, by the next requests (one each), e.g. [503, 503].
+    fail_next = fields.List(
+        fields.Integer(validate=validate.Range(min=400, max=599)), load_default=list
+    )
+    # When positive, latency_ms applies only to the next this many requests.
+    latency_requests = fields.Integer(load_default=0, validate=non_negative)
+    # Apply the next write, then lose its response: "delay" holds the response
+    # for fail_after_write_delay_ms (past a client's read timeout), "drop"
+    # closes the connection without answering.
+    fail_after_write = fields.Boolean(load_default=False)
+    fail_after_write_mode = fields.String(
+        load_default="delay", validate=validate.OneOf(["delay", "drop"])
+    )
+    fail_after_write_delay_ms = fields.Integer(load_default=3000, validate=non_negative)
+    # Tables where POST is refused with the platform's 403 ACL insert failure.
+    deny_insert_tables = fields.List(fields.String(), load_default=list)
 
 
 class InstanceSchema(SectionSchema):
@@ -190,6 +213,11 @@ class InstanceSchema(SectionSchema):
     case_insensitive = fields.Boolean(load_default=True)
     # Mirrors glide.invalid_query.returns_no_rows.
     invalid_query_returns_no_rows = fields.Boolean(load_default=False)
+    # The OAuth client the instance's /oauth_token.do accepts.
+    oauth_client_id = fields.String(load_default="inward-dev-client")
+    oauth_client_secret = SecretField(load_default=lambda: Secret("inward-dev-secret"))
+    # Access token lifetime in seconds; the platform's default is 1800.
+    oauth_token_lifetime = fields.Integer(load_default=1800, validate=positive)
     faults = _nested(FaultSchema)
 
 
@@ -225,7 +253,7 @@ class IndexSchema(SectionSchema):
     path = fields.String(load_default="var/index")
     # Seconds a writer waits for another writer's lock before IndexBusy.
     lock_timeout = fields.Float(load_default=10.0, validate=positive)
-    # "stemming" (Porter stems) or "standard" (lower-cased words). Changing it
+    # "stemming" (Snowball English stems) or "standard" (lower-cased words). Changing it
     # changes the stored schema version, so the index is rebuilt empty at start-up.
     analyzer = fields.String(load_default="stemming", validate=validate.OneOf(["stemming", "standard"]))
 

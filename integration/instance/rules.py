@@ -1,0 +1,79 @@
+"""Business rules the instance applies on every write, as the platform's defaults do."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from integration.instance import catalog
+
+logger = logging.getLogger(__name__)
+
+# The default priority lookup: (impact, urgency) -> priority. 1/1 is Critical,
+# 3/3 is Planning; the platform's calculatePriority rule uses the same table.
+PRIORITY_MATRIX = {
+    ("1", "1"): "1", ("1", "2"): "2", ("2", "1"): "2",
+    ("1", "3"): "3", ("2", "2"): "3", ("3", "1"): "3",
+    ("2", "3"): "4", ("3", "2"): "4", ("3", "3"): "5",
+}
+
+
+def to_text(value: Any) -> str:
+    """Convert a written value to the string the Table API would store.
+
+    Booleans become "true"/"false", None becomes "", and a reference object
+    (``{"value": ..., "link": ...}``) becomes its value.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return to_text(value.get("value", ""))
+    if isinstance(value, (list, tuple)):
+        return ",".join(to_text(item) for item in value)
+    return str(value)
+
+
+def split_changes(table: str, values: Mapping[str, Any], *, keep_system: bool) -> tuple[dict, dict, str | None]:
+    """Split written values into column changes, journal entries and a password.
+
+    Unknown fields are ignored, as the Table API ignores them. ``sys_*`` fields
+    are kept only when ``keep_system`` is true (direct store access and
+    imports), because the Table API does not let clients set them.
+    """
+    known = catalog.fields_of(table)
+    changes: dict[str, str] = {}
+    journal: dict[str, str] = {}
+    password: str | None = None
+    ignored = []
+    for name, value in values.items():
+        field_def = known.get(name)
+        if field_def is None or (name.startswith("sys_") and not keep_system):
+            ignored.append(name)
+        elif field_def.type == catalog.JOURNAL:
+            text = to_text(value)
+            if text:
+                journal[name] = text
+        elif field_def.type == catalog.PASSWORD:
+            password = to_text(value)
+        else:
+            changes[name] = to_text(value)
+    if ignored:
+        logger.debug("Ignored fields written to %s: %s", table, ", ".join(sorted(ignored)))
+    return changes, journal, password
+
+
+def derive_fields(class_name: str, record: dict[str, str], changes: Mapping[str, str], *,
+                  inserting: bool) -> None:
+    """Recompute fields that depend on others, such as incident priority from impact and urgency."""
+    if not catalog.is_instance_of(class_name, "incident"):
+        return
+    urgency_changed = bool({"impact", "urgency"} & set(changes))
+    if urgency_changed or (inserting and "priority" not in changes):
+        key = (record.get("impact", ""), record.get("urgency", ""))
+        if key in PRIORITY_MATRIX:
+            record["priority"] = PRIORITY_MATRIX[key]
+    if "state" in changes and "incident_state" not in changes:
+        record["incident_state"] = record["state"]
