@@ -90,8 +90,12 @@ def claim_action(session: Session, *, key: str, kind: str) -> tuple[Action, bool
     if not key:
         raise StoreError("Action key is empty; pass the idempotency key of the action.")
     insert = _insert_for(session).values(key=key, kind=kind, status="pending", created_at=utc_now())
-    result = session.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
-    created = result.rowcount == 1
+    # RETURNING yields a row only when this statement inserted one; rowcount
+    # is not reliable for ON CONFLICT across drivers.
+    inserted_id = session.execute(
+        insert.on_conflict_do_nothing(index_elements=["key"]).returning(Action.id)
+    ).scalar_one_or_none()
+    created = inserted_id is not None
     action = session.scalars(select(Action).where(Action.key == key)).one()
     if not created:
         logger.info("Action key %s already claimed (status %s)", key, action.status)
