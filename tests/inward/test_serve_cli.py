@@ -1,0 +1,144 @@
+"""`inward serve` and `inward store`, run as a user would from a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+INWARD = str(Path(sys.executable).with_name("inward"))
+SECRET = "serve-test-secret-0123456789abcdef-01"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(tmp_path, **extra) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INWARD_")}
+    env.update(
+        INWARD_STORE__URL=f"sqlite:///{tmp_path}/var/inward.db",
+        INWARD_INDEX__PATH=str(tmp_path / "index"),
+        INWARD_AUTH__JWT_SECRET=SECRET,
+        INWARD_SERVER__HOST="127.0.0.1",
+        INWARD_LOGGING__FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+def get(url: str) -> tuple[int, dict, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.load(error)
+
+
+def wait_until_listening(process: subprocess.Popen, port: int, deadline_seconds: float = 30) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"inward serve exited with {process.returncode}: {process.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"inward serve did not listen on port {port} within {deadline_seconds} s")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Start `inward serve` on a free loopback port; stop it with SIGTERM afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [INWARD, "serve", "--port", str(port)],
+        env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until_listening(process, port)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_serve_answers_healthz_and_stops_on_sigterm(served, tmp_path):
+    process, base_url = served
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "MAIN.toc").write_text("")
+
+    status, headers, body = get(f"{base_url}/healthz")
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+    log = process.stderr.read()
+
+    assert status == 200
+    assert body["store"] == {"reachable": True, "migrated": True}
+    assert "frame-ancestors 'self'" in headers["Content-Security-Policy"]
+    assert process.returncode == 0
+    assert "Inward serving on http://127.0.0.1:" in log
+    assert "Inward stopped" in log
+
+
+@pytest.mark.slow
+def test_serve_rejects_bad_token_without_logging_it(served):
+    process, base_url = served
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhYmVsIn0.c2lnbmF0dXJl"
+
+    status, _, body = get(f"{base_url}/api/v1/auth/whoami?token={token}")
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+    log = process.stderr.read()
+
+    assert status == 401
+    assert body["error"]["code"] == "bad_signature"
+    assert token not in log
+    assert SECRET not in log
+
+
+def test_serve_without_secret_fails_before_listening(tmp_path):
+    result = subprocess.run(
+        [INWARD, "serve", "--port", str(free_port())],
+        env=environment(tmp_path, INWARD_AUTH__JWT_SECRET=""), capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "INWARD_AUTH__JWT_SECRET" in result.stderr
+
+
+def test_store_upgrade_then_current(tmp_path):
+    env = environment(tmp_path)
+
+    before = subprocess.run([INWARD, "store", "current"], env=env, capture_output=True, text=True, timeout=60)
+    upgrade = subprocess.run([INWARD, "store", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    after = subprocess.run([INWARD, "store", "current"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert before.returncode == 1
+    assert "none (empty database)" in before.stdout
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert after.returncode == 0
+    assert (tmp_path / "var" / "inward.db").is_file()
+
+
+def test_store_unsupported_url_fails(tmp_path):
+    env = environment(tmp_path, INWARD_STORE__URL="mysql://db.example.com/inward")
+
+    result = subprocess.run([INWARD, "store", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "store.url uses 'mysql'" in result.stderr
