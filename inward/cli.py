@@ -66,3 +66,7 @@ from inward.serve_cli import serve_command, store_group, token_command  # noqa: 
 cli.add_command(serve_command)
 cli.add_command(token_command)
 cli.add_command(store_group)
+
+from knowledge.eval_cli import eval_group  # noqa: E402
+
+cli.add_command(eval_group)
