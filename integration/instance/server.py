@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.secrets import Secret
 from config.settings import Section
@@ -81,6 +81,13 @@ def create_app(state: InstanceState) -> Flask:
     return app
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """Leaves request logging to the routes' DEBUG line instead of one stderr line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
 class RunningInstance:
     """A started instance: its URL, admin credentials, store and fault switch."""
 
@@ -142,8 +149,10 @@ def start_instance(settings: Section, *, data_dir: str | Path,
                    port: int | None = None) -> RunningInstance:
     """Start the instance on ``settings.instance.host`` and ``port`` (0 or None: a free port)."""
     state = build_state(settings, data_dir)
-    server = make_server(settings.instance.host, port or 0, create_app(state), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="inward-instance", daemon=True)
+    server = make_server(settings.instance.host, port or 0, create_app(state), threaded=True,
+                         request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="inward-instance", daemon=True)
     thread.start()
     running = RunningInstance(settings, state, server, thread)
     logger.info("Instance serving on %s (data in %s). %s", running.url, data_dir, DOUBLE_NOTICE)

@@ -268,6 +268,9 @@ class InstanceStore:
         })
         if "opened_at" in record:
             record["opened_at"] = now
+        if "opened_by" in record:
+            opener = self.find_user(user_name) if user_name != SYSTEM_USER else None
+            record["opened_by"] = opener["sys_id"] if opener else ""
         record.update(changes)
         prefix = catalog.number_prefix(table)
         if prefix and "number" in record:
