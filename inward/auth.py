@@ -229,7 +229,7 @@ def read_request_token() -> str:
 
 def authenticate_request(*, roles: list[str]) -> Agent:
     """Verify the request's token, resolve the agent and check they hold one of ``roles``."""
-    from integration.errors import RecordNotFound
+    from integration.errors import InvalidQueryValue, RecordNotFound
 
     services = current_app.extensions["inward"]
     token = read_request_token()
@@ -237,7 +237,8 @@ def authenticate_request(*, roles: list[str]) -> Agent:
     user_name = claims[services.settings.auth.user_claim]
     try:
         agent = services.agents.get(user_name)
-    except RecordNotFound:
+    except (RecordNotFound, InvalidQueryValue):
+        # InvalidQueryValue: a user_name that could never match, such as one containing "^".
         raise AuthError(
             "unknown_user",
             f"No active user {user_name!r} on the platform; check the token's user claim and sys_user.active.",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import pytest
 
 from config import settings_for_tests
+from integration.schemas import Agent
 from inward.app import create_app
 from inward.auth import AgentDirectory, require_admin
 from inward.services import Services
@@ -18,22 +18,6 @@ from inward.services import Services
 JWT_SECRET = "test-jwt-secret-0123456789abcdef-0123"
 ISSUER = "https://acme.service-now.com"
 AUDIENCE = "inward-tests"
-
-try:
-    from integration.schemas import Agent
-except ImportError:  # NOTE: stand-in until integration.schemas lands; same fields as the contract.
-
-    @dataclass(frozen=True)
-    class Agent:  # type: ignore[no-redef]
-        sys_id: str
-        user_name: str
-        name: str
-        email: str
-        active: bool
-        roles: frozenset
-        groups: frozenset
-        group_names: frozenset
-
 
 def make_agent(user_name: str, roles: set[str], groups: dict[str, str] | None = None) -> Agent:
     """Build an Agent with the given role names and {group sys_id: group name}."""
