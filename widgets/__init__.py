@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
     app.extensions["widgets"] = {
         "cases": CaseCache(settings.knowledge.case_cache_ttl),
         "visibility": None,
+        "rules_loaded_at": 0.0,
         "lock": threading.Lock(),
     }
     app.register_blueprint(api)

@@ -12,6 +12,7 @@ error handlers turn them into ``{"error": {"code", "message", "field"}}``.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -205,17 +206,26 @@ def _widget_state() -> dict:
 
 
 def _visibility() -> Any:
-    """Return the shared Visibility, from the services when they provide one."""
+    """Return the shared Visibility, from the services when they provide one.
+
+    Otherwise the widgets keep their own, and reload its knowledge bases and
+    user criteria once they are older than ``knowledge.visibility_cache_ttl``.
+    """
     services = _services()
     shared = getattr(services, "visibility", None)
     if shared is not None:
         return shared
+    from knowledge.visibility import Visibility, VisibilityRules
+
     state = _widget_state()
     with state["lock"]:
-        if state.get("visibility") is None:
-            from knowledge.visibility import Visibility
-
+        now = time.monotonic()
+        if state["visibility"] is None:
             state["visibility"] = Visibility(services.platform.records, services.settings, index=services.index)
+            state["rules_loaded_at"] = now
+        elif now - state["rules_loaded_at"] > services.settings.knowledge.visibility_cache_ttl:
+            state["visibility"].replace_rules(VisibilityRules.load(services.platform.records))
+            state["rules_loaded_at"] = now
         return state["visibility"]
 
 
