@@ -70,3 +70,8 @@ cli.add_command(store_group)
 from knowledge.eval_cli import eval_group  # noqa: E402
 
 cli.add_command(eval_group)
+
+from knowledge.sync_cli import index_group, sync_group  # noqa: E402
+
+cli.add_command(sync_group)
+cli.add_command(index_group)

@@ -1,0 +1,424 @@
+"""Keep the knowledge index in step with ``kb_knowledge`` on the platform.
+
+A sync reads articles in ``(sys_updated_on, sys_id)`` order from the cursor
+stored in the state store (``sync_state`` row ``knowledge``), in batches of
+``knowledge.sync_batch_size``. Each batch is written to the index first and
+the cursor is saved only after that commit, so a crash repeats at most one
+batch and never skips one. Writing a batch twice is harmless because the
+index replaces documents by sys_id.
+
+Live articles (published, active, ``valid_to`` empty or not before today in
+UTC) are indexed; every other article read is removed from the index.
+Deleted articles, and articles that passed ``valid_to`` without being
+updated, are found by reconciliation: the sys_ids of live articles on the
+platform are compared with ``index.ids()``. It runs on ``full`` syncs and
+when the last one is older than ``knowledge.reconcile_interval_hours``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from integration.queries import Query
+from integration.tables import list_articles_updated_since, list_knowledge_bases, list_user_criteria
+from inward.store import get_cursor, set_cursor
+from knowledge.documents import ArticleDoc
+
+logger = logging.getLogger(__name__)
+
+CURSOR_NAME = "knowledge"
+PUBLISHED = "published"
+# Sys_ids per IN condition when reading priors; keeps each request URL
+# around 3.5 kB, well below common URL length limits of 8 kB.
+PRIOR_CHUNK = 100
+HELPFUL_VALUES = frozenset({"yes", "true", "1"})
+UNHELPFUL_VALUES = frozenset({"no", "false", "0"})
+
+Progress = Callable[[int], Any]
+
+
+@dataclass
+class SyncReport:
+    """What one sync or rebuild did: counts, duration and the cursor it ended at."""
+
+    read: int = 0
+    indexed: int = 0
+    removed: int = 0
+    skipped: int = 0
+    duration: float = 0.0
+    cursor: tuple[datetime | None, str] | None = None
+    full: bool = False
+    reconciled: bool = False
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain data for logs, the CLI and the admin pages."""
+        updated_on, sys_id = self.cursor or (None, "")
+        return {
+            "read": self.read,
+            "indexed": self.indexed,
+            "removed": self.removed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "duration": round(self.duration, 3),
+            "cursor": {
+                "sys_updated_on": updated_on.isoformat() if updated_on else None,
+                "sys_id": sys_id,
+            },
+            "full": self.full,
+            "reconciled": self.reconciled,
+        }
+
+
+@dataclass
+class SyncParts:
+    """The components a sync works with, taken from ``Services`` or given directly."""
+
+    records: Any
+    index: Any
+    store: Any
+    settings: Any
+    visibility: Any = None
+
+
+@dataclass
+class SyncState:
+    """The stored resume point: cursor, last reconciliation and last run date."""
+
+    updated_on: datetime | None = None
+    sys_id: str = ""
+    reconciled_at: datetime | None = None
+    last_run_on: date | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cursor(self) -> tuple[datetime | None, str] | None:
+        if self.updated_on is None and not self.sys_id:
+            return None
+        return (self.updated_on, self.sys_id)
+
+
+def sync_knowledge(
+    services: Any,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    settings: Any = None,
+    now: datetime | None = None,
+) -> SyncReport:
+    """Bring the index up to date with the platform and return what changed.
+
+    ``services`` is a ``Services`` or a ``(records, index, store)`` tuple, in
+    which case ``settings`` is required. ``full`` rereads every article from
+    the start and reconciles. ``progress`` is called with the number of
+    articles read after each batch. ``now`` fixes the clock for tests.
+    """
+    parts = resolve_parts(services, settings)
+    now = now or datetime.now(timezone.utc)
+    started = time.monotonic()
+    report = SyncReport(full=full)
+    state = load_state(parts.store)
+    if full:
+        state.updated_on, state.sys_id = None, ""
+    logger.info("Knowledge sync started (full=%s) from cursor %s", full, state.cursor)
+
+    titles = load_knowledge_bases(parts)
+    known_ids = set(parts.index.ids())
+    articles = list_articles_updated_since(parts.records, cursor=state.cursor)
+    for batch in batched(articles, parts.settings.knowledge.sync_batch_size):
+        apply_batch(parts, batch, titles, known_ids, report, today=now.date())
+        state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
+        save_state(parts.store, state)
+        if progress is not None:
+            progress(len(batch))
+
+    remove_expired(parts, state, known_ids, report, today=now.date())
+    if full or reconcile_due(state, parts.settings, now):
+        reconcile(parts, known_ids, report, today=now.date())
+        state.reconciled_at = now
+    state.last_run_on = now.date()
+    save_state(parts.store, state)
+
+    report.cursor = state.cursor
+    report.duration = time.monotonic() - started
+    logger.info("Knowledge sync finished: %s", report.to_dict())
+    return report
+
+
+def rebuild_index(
+    services: Any,
+    *,
+    progress: Progress | None = None,
+    settings: Any = None,
+    now: datetime | None = None,
+) -> SyncReport:
+    """Read every article, build a fresh index from the live ones and reset the cursor.
+
+    ``KnowledgeIndex.rebuild`` writes a new directory and switches to it only
+    when complete, so searches keep using the old index meanwhile.
+    """
+    parts = resolve_parts(services, settings)
+    now = now or datetime.now(timezone.utc)
+    started = time.monotonic()
+    report = SyncReport(full=True, reconciled=True)
+    logger.info("Knowledge index rebuild started")
+    titles = load_knowledge_bases(parts)
+    state = SyncState()
+
+    def live_docs() -> Iterator[ArticleDoc]:
+        articles = list_articles_updated_since(parts.records, cursor=None)
+        for batch in batched(articles, parts.settings.knowledge.sync_batch_size):
+            docs, _ = build_docs(parts, batch, titles, report, today=now.date())
+            report.read += len(batch)
+            report.indexed += len(docs)
+            state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
+            if progress is not None:
+                progress(len(batch))
+            yield from docs
+
+    parts.index.rebuild(live_docs())
+    state.reconciled_at = now
+    state.last_run_on = now.date()
+    save_state(parts.store, state)
+    report.cursor = state.cursor
+    report.duration = time.monotonic() - started
+    logger.info("Knowledge index rebuild finished: %s", report.to_dict())
+    return report
+
+
+def resolve_parts(services: Any, settings: Any = None) -> SyncParts:
+    """Return records, index, store and settings from a Services or a tuple."""
+    if isinstance(services, SyncParts):
+        return services
+    if isinstance(services, tuple):
+        if settings is None:
+            raise TypeError("settings is required when services is a (records, index, store) tuple")
+        records, index, store = services
+        return SyncParts(records=records, index=index, store=store, settings=settings)
+    return SyncParts(
+        records=services.platform.records,
+        index=services.index,
+        store=services.store,
+        settings=settings or services.settings,
+        visibility=getattr(services, "visibility", None),
+    )
+
+
+def apply_batch(
+    parts: SyncParts,
+    batch: list[Any],
+    titles: dict[str, str],
+    known_ids: set[str],
+    report: SyncReport,
+    *,
+    today: date,
+) -> None:
+    """Index the live articles of one batch and remove the others from the index."""
+    docs, gone = build_docs(parts, batch, titles, report, today=today)
+    to_remove = [sys_id for sys_id in gone if sys_id in known_ids]
+    if docs:
+        parts.index.upsert(docs)
+    if to_remove:
+        parts.index.delete(to_remove)
+    known_ids.update(doc.sys_id for doc in docs)
+    known_ids.difference_update(to_remove)
+    report.read += len(batch)
+    report.indexed += len(docs)
+    report.removed += len(to_remove)
+    report.skipped += len(gone) - len(to_remove)
+
+
+def build_docs(
+    parts: SyncParts, batch: list[Any], titles: dict[str, str], report: SyncReport, *, today: date
+) -> tuple[list[ArticleDoc], list[str]]:
+    """Split a batch into documents for the live articles and sys_ids of the others."""
+    live = [article for article in batch if is_live(article, today)]
+    gone = [article.sys_id for article in batch if not is_live(article, today)]
+    helpful, attached = load_priors(parts.records, [article.sys_id for article in live])
+    docs = []
+    for article in live:
+        try:
+            docs.append(
+                ArticleDoc.from_article(
+                    article,
+                    kb_title=titles.get(article.kb_knowledge_base, ""),
+                    helpful_ratio=helpful.get(article.sys_id),
+                    attach_count=attached.get(article.sys_id, 0),
+                )
+            )
+        except (ValueError, TypeError) as error:
+            # One malformed article must not block the rest of the batch; it
+            # is retried when the article is next updated or on --full.
+            report.failed += 1
+            logger.error("Article %s (%s) could not be converted: %s", article.sys_id, article.number, error)
+    return docs, gone
+
+
+def is_live(article: Any, today: date) -> bool:
+    """Return whether an article is published, active and not past ``valid_to``."""
+    if article.workflow_state != PUBLISHED or not article.active:
+        return False
+    return article.valid_to is None or article.valid_to >= today
+
+
+def load_knowledge_bases(parts: SyncParts) -> dict[str, str]:
+    """Read knowledge bases (and criteria, for visibility) and return titles by sys_id."""
+    bases = list_knowledge_bases(parts.records)
+    if parts.visibility is not None:
+        from knowledge.visibility import VisibilityRules
+
+        criteria = list_user_criteria(parts.records)
+        parts.visibility.replace_rules(
+            VisibilityRules(knowledge_bases={base.sys_id: base for base in bases}, criteria=criteria)
+        )
+    return {base.sys_id: base.title for base in bases}
+
+
+def load_priors(records: Any, sys_ids: list[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """Return the helpful-vote ratio and the attach count of each article in ``sys_ids``."""
+    votes: dict[str, Counter] = {}
+    attached: Counter[str] = Counter()
+    for chunk in chunked(sys_ids, PRIOR_CHUNK):
+        feedback = records.list("kb_feedback", Query().in_("article", chunk), fields=["article", "useful"])
+        for row in feedback:
+            useful = str(row.get("useful") or "").strip().lower()
+            if useful in HELPFUL_VALUES or useful in UNHELPFUL_VALUES:
+                votes.setdefault(row["article"], Counter())[useful in HELPFUL_VALUES] += 1
+        links = records.list("m2m_kb_task", Query().in_("kb_knowledge", chunk), fields=["kb_knowledge"])
+        attached.update(row["kb_knowledge"] for row in links if row.get("kb_knowledge"))
+    helpful = {
+        sys_id: counts[True] / (counts[True] + counts[False]) for sys_id, counts in votes.items()
+    }
+    return helpful, dict(attached)
+
+
+def remove_expired(
+    parts: SyncParts, state: SyncState, known_ids: set[str], report: SyncReport, *, today: date
+) -> None:
+    """Remove indexed articles whose ``valid_to`` passed since the last run.
+
+    Passing ``valid_to`` does not change ``sys_updated_on``, so the cursor
+    alone never sees it. Before the first run reconciliation covers it.
+    """
+    if state.last_run_on is None or state.last_run_on >= today:
+        return
+    query = Query().greater_or_equal("valid_to", state.last_run_on).less_than("valid_to", today)
+    expired = [
+        row["sys_id"]
+        for row in parts.records.list("kb_knowledge", query, fields=["sys_id"])
+        if row["sys_id"] in known_ids
+    ]
+    if expired:
+        parts.index.delete(expired)
+        known_ids.difference_update(expired)
+        report.removed += len(expired)
+        logger.info("Removed %d articles past valid_to: %s", len(expired), ", ".join(expired[:20]))
+
+
+def reconcile(parts: SyncParts, known_ids: set[str], report: SyncReport, *, today: date) -> None:
+    """Remove indexed articles that are no longer live on the platform (deleted included)."""
+    live_ids = set(list_live_article_ids(parts.records, today))
+    orphans = sorted(known_ids - live_ids)
+    if orphans:
+        parts.index.delete(orphans)
+        known_ids.difference_update(orphans)
+        report.removed += len(orphans)
+    report.reconciled = True
+    logger.info(
+        "Reconciled index with %d live articles: removed %d (%s)",
+        len(live_ids),
+        len(orphans),
+        ", ".join(orphans[:20]),
+    )
+
+
+def list_live_article_ids(records: Any, today: date) -> Iterator[str]:
+    """Yield the sys_id of every live article on the platform."""
+    live = (
+        Query()
+        .equals("workflow_state", PUBLISHED)
+        .equals("active", True)
+        .is_empty("valid_to")
+        .new_query()
+        .equals("workflow_state", PUBLISHED)
+        .equals("active", True)
+        .greater_or_equal("valid_to", today)
+    )
+    for row in records.list("kb_knowledge", live, fields=["sys_id"]):
+        yield row["sys_id"]
+
+
+def reconcile_due(state: SyncState, settings: Any, now: datetime) -> bool:
+    """Return whether the last reconciliation is older than the configured interval."""
+    if state.reconciled_at is None:
+        return True
+    interval = timedelta(hours=settings.knowledge.reconcile_interval_hours)
+    return now - state.reconciled_at >= interval
+
+
+def load_state(store: Any) -> SyncState:
+    """Read the stored sync state, or an empty one before the first run."""
+    with store.session() as session:
+        stored = get_cursor(session, name=CURSOR_NAME)
+    if not stored:
+        return SyncState()
+    stored = dict(stored)
+    last_run = stored.pop("last_run_on", None)
+    return SyncState(
+        updated_on=stored.pop("sys_updated_on", None),
+        sys_id=stored.pop("sys_id", "") or "",
+        reconciled_at=stored.pop("reconciled_at", None),
+        last_run_on=date.fromisoformat(last_run) if last_run else None,
+        extra=stored,
+    )
+
+
+def save_state(store: Any, state: SyncState) -> None:
+    """Store the sync state; called only after the index commit it describes."""
+    cursor = {
+        **state.extra,
+        "sys_updated_on": state.updated_on,
+        "sys_id": state.sys_id,
+        "reconciled_at": state.reconciled_at,
+        "last_run_on": state.last_run_on.isoformat() if state.last_run_on else None,
+    }
+    with store.session() as session:
+        set_cursor(session, name=CURSOR_NAME, cursor=cursor)
+
+
+def reset_state(store: Any) -> None:
+    """Forget the cursor, so the next sync reads every article again."""
+    save_state(store, SyncState())
+    logger.info("Knowledge sync cursor reset")
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Yield lists of up to ``size`` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def schedule_knowledge_sync(scheduler: Any, services: Any) -> None:
+    """Register the periodic knowledge sync job on an ``inward.jobs.Scheduler``.
+
+    Reconciliation runs inside the sync when it is due, so one job covers both.
+    """
+    minutes = services.settings.knowledge.sync_interval_minutes
+    scheduler.add("knowledge.sync", minutes * 60, lambda: sync_knowledge(services), first_delay=0)
