@@ -64,6 +64,8 @@ def get_case(records: Records, *, table: str, sys_id: str) -> Case:
 
 def latest_comment(records: Records, *, sys_id: str) -> str:
     """Return the text of the newest customer comment on a task, without Inward's marker."""
+    # NOTE: sys_created_on has one-second resolution, so of two comments
+    # written in the same second either may be returned.
     query = (
         Query()
         .equals("element_id", validate_sys_id(sys_id))
