@@ -43,9 +43,11 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
     host = host or settings.server.host
     port = port or settings.server.port
     services = Services(settings)
+    scheduler = None
     try:
         _check_start_up(services, migrate=migrate)
         app = create_app(settings, services=services)
+        scheduler = start_jobs(services)
         # waitress stops on KeyboardInterrupt; SIGTERM (from a service manager) is turned into one.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         logger.info(
@@ -56,8 +58,34 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
     except KeyboardInterrupt:
         pass
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         services.close()
         logger.info("Inward stopped")
+
+
+def start_jobs(services):
+    """Start the in-process scheduler with the periodic jobs, unless jobs are off.
+
+    Returns the running scheduler, or None. The scheduler is also kept on
+    ``services.scheduler`` so the admin pages can show its counters.
+    """
+    from inward.jobs import Scheduler
+    from knowledge.sync import schedule_knowledge_sync
+
+    jobs = services.settings.jobs
+    if not jobs.enabled:
+        logger.info("Periodic jobs are off (jobs.enabled is false)")
+        return None
+    if jobs.backend != "thread":
+        # TODO: the rq backend has no worker yet, so nothing runs the jobs in that mode.
+        logger.warning("jobs.backend %r has no runner in inward serve; no periodic jobs started", jobs.backend)
+        return None
+    scheduler = Scheduler()
+    schedule_knowledge_sync(scheduler, services)
+    scheduler.start()
+    services.scheduler = scheduler
+    return scheduler
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -44,6 +44,8 @@ class Services:
             if value is not None
         }
         self._lock = threading.RLock()
+        # The running inward.jobs.Scheduler when `inward serve` started one, else None.
+        self.scheduler: Any = None
 
     def _get(self, name: str, build) -> Any:
         service = self._built.get(name)

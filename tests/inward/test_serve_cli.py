@@ -33,6 +33,7 @@ def environment(tmp_path, **extra) -> dict[str, str]:
         INWARD_AUTH__JWT_SECRET=SECRET,
         INWARD_SERVER__HOST="127.0.0.1",
         INWARD_LOGGING__FORMAT="json",
+        INWARD_JOBS__ENABLED="false",
     )
     env.update(extra)
     return env
@@ -109,6 +110,26 @@ def test_serve_rejects_bad_token_without_logging_it(served):
     assert body["error"]["code"] == "bad_signature"
     assert token not in log
     assert SECRET not in log
+
+
+@pytest.mark.slow
+def test_serve_starts_and_stops_scheduler(tmp_path):
+    # The platform URL points at a closed loopback port, so the sync job fails fast and is logged.
+    port = free_port()
+    env = environment(tmp_path, INWARD_JOBS__ENABLED="true", INWARD_PLATFORM__URL=f"http://127.0.0.1:{free_port()}",
+                      INWARD_PLATFORM__RETRY__ATTEMPTS="1")
+    process = subprocess.Popen([INWARD, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_listening(process, port)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    log = process.stderr.read()
+
+    assert process.returncode == 0
+    assert "Scheduler started with jobs: knowledge.sync" in log
+    assert "Scheduler stopped" in log
 
 
 def test_serve_without_secret_fails_before_listening(tmp_path):
