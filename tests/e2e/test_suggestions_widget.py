@@ -1,0 +1,117 @@
+"""The suggestions widget in headless Chromium: load, preview, attach by keyboard, send with confirmation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.widgets.helpers import token_for
+
+pytestmark = pytest.mark.browser
+
+PANEL_WIDTH = 360
+
+
+def open_widget(browser, base_url, settings, seeded, user_name="alice.agent"):
+    """Open the widget for the seeded case; return the page and the list of console errors."""
+    page = browser.new_page(viewport={"width": PANEL_WIDTH, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    token = token_for(settings, user_name)
+    page.goto(f"{base_url}/widgets/suggestions?table=incident&sys_id={seeded.case['sys_id']}&token={token}")
+    page.wait_for_selector("#results .result")
+    return page, errors
+
+
+def horizontal_overflow(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def test_widget_attach_by_keyboard(browser, live_sidecar, seeded, instance, artifacts):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded)
+
+    assert "token=" not in page.url
+    assert page.locator("#case-label").inner_text().startswith(seeded.case["number"])
+    titles = page.locator("#results .result-title").all_inner_texts()
+    assert "Reset a customer password" in titles
+    assert not any("secret verification" in title for title in titles)
+    assert horizontal_overflow(page) <= 0
+
+    # Tab from the top: search box, then the first result's title, which opens the preview.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "search-input"
+    page.keyboard.press("Tab")
+    first_title = page.locator("#results .result-title").first.inner_text()
+    assert page.evaluate("document.activeElement.className") == "result-title"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#preview:not([hidden])")
+    assert page.evaluate("document.activeElement.id") == "preview-title"
+    assert page.locator("#preview-title").inner_text() == first_title
+    assert page.locator("#preview-body script").count() == 0
+    assert horizontal_overflow(page) <= 0
+
+    # Escape closes the preview and returns focus to the title; the next Tab reaches Attach.
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#preview", state="hidden")
+    assert page.evaluate("document.activeElement.className") == "result-title"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Attach"
+    page.keyboard.press("Space")
+    page.wait_for_function("document.getElementById('status').textContent.includes('attached')")
+
+    first_sys_id = page.locator("#results .result").first.get_attribute("data-sys-id")
+    links = instance.store.query("m2m_kb_task", f"task={seeded.case['sys_id']}")
+    assert [(link["kb_knowledge"], link["task"]) for link in links] == [(first_sys_id, seeded.case["sys_id"])]
+    page.screenshot(path=str(artifacts / "suggestions-widget.png"), full_page=True)
+    assert errors == []
+
+
+def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded)
+    comments_query = f"element_id={seeded.case['sys_id']}^element=comments"
+
+    page.locator("#results .result-title", has_text="Reset a customer password").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    page.locator("#open-send").click()
+    page.locator("#send-summary").fill("Here is how to reset your password.")
+    page.locator("#send-form button[type=submit]").click()
+    page.wait_for_selector("#send-confirm:not([hidden])")
+
+    shown = page.locator("#send-text").inner_text()
+    assert shown.startswith("Here is how to reset your password.")
+    assert "kb_view.do?sys_kb_id=" in shown
+    assert instance.store.query("sys_journal_field", comments_query) == []
+    assert horizontal_overflow(page) <= 0
+
+    page.locator("#send-confirm-button").click()
+    page.wait_for_function("document.getElementById('status').textContent.includes('was sent')")
+    comments = instance.store.query("sys_journal_field", comments_query)
+    assert len(comments) == 1
+    assert comments[0]["value"].startswith(shown)
+    assert errors == []
+
+
+def test_widget_shows_error_for_expired_session(browser, live_sidecar, seeded):
+    base_url, _ = live_sidecar
+    page = browser.new_page(viewport={"width": PANEL_WIDTH, "height": 600})
+    page.goto(f"{base_url}/widgets/suggestions?table=incident&sys_id={seeded.case['sys_id']}&token=not-a-jwt")
+    page.wait_for_selector("#alert:not([hidden])")
+
+    assert "session" in page.locator("#alert").inner_text()
+    assert page.locator("#results .result").count() == 0
+
+
+def test_workspace_preview_frames_widget(browser, live_sidecar, seeded):
+    base_url, _ = live_sidecar
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{base_url}/dev/workspace?table=incident&sys_id={seeded.case['sys_id']}&user=frank.fraud")
+
+    frame = page.frame_locator("iframe.widget-frame")
+    frame.locator("#results .result").first.wait_for()
+    titles = frame.locator("#results .result-title").all_inner_texts()
+    assert any("secret verification" in title for title in titles)
+    assert errors == []
