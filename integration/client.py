@@ -1,4 +1,4 @@
-"""The platform client: one object that holds the transport and the records layer."""
+"""The platform client: one object that contains the transport and the records layer."""
 
 from __future__ import annotations
 

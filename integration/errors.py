@@ -33,7 +33,7 @@ class PlatformUnavailable(PlatformError):
 
 
 class PlatformTimeout(PlatformUnavailable):
-    """The platform did not answer within the configured timeout.
+    """The platform did not respond within the configured timeout.
 
     For a GET this is retryable. For a POST or PATCH the write may have been
     applied, so the transport marks it not retryable unless the caller gave a

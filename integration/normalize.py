@@ -14,7 +14,7 @@ shape                               sent when
                                     is taken from the end of the link)
 ==================================  ======================================
 
-Which columns are booleans or dates cannot be told from the text alone
+Which columns are booleans or dates cannot be inferred from the text alone
 (a short description may read "true"), so their types are declared per
 table below. Undeclared columns stay strings.
 """

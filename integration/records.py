@@ -1,7 +1,7 @@
 """The records layer: paging, single-record access and writes on any table.
 
-Lists page with a keyset, never with ``sysparm_offset``: each page asks for
-rows after the last one seen in a unique sort order. An offset would skip
+Lists page with a keyset, never with ``sysparm_offset``: each page requests
+the rows after the last one seen in a unique sort order. An offset would skip
 or repeat rows when rows are inserted or deleted while paging. Paging
 stops on an empty page only. A short page proves nothing, because the
 platform applies ``sysparm_limit`` before its ACL filtering.
@@ -111,8 +111,8 @@ class Records:
         record = normalize_record(table, rows[0], display=display) if rows else None
         if record is not None and record.get("sys_id") != sys_id:
             raise UnexpectedResponse(
-                f"The platform answered a lookup of {table} {sys_id} with record "
-                f"{record.get('sys_id')!r}; it may have dropped the sys_id condition.",
+                f"The platform returned record {record.get('sys_id')!r} for a lookup of "
+                f"{table} {sys_id}; it may have dropped the sys_id condition.",
                 table=table,
                 sys_id=sys_id,
             )
@@ -176,6 +176,10 @@ class Records:
                 table, query, limit=limit, fields=wanted, display_value=_mode(display)
             )
             if not rows:
+                # NOTE: a page whose rows an ACL hides entirely also comes back
+                # empty and ends the listing early, because the platform gives
+                # no way to tell it from the end. The integration user should
+                # be able to read every row it lists.
                 return
             for row in rows:
                 record = normalize_record(table, row, display=display)

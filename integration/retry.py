@@ -1,8 +1,8 @@
 """The retry policy for platform calls: attempts, exponential backoff, jitter, cap.
 
-The transport applies one ``RetryPolicy`` to every call. Whether an error
-may be retried is decided where it is raised (``InwardError.retryable``);
-this module only decides how long to wait and when to give up.
+The transport applies one ``RetryPolicy`` to every call. The code that
+raises an error decides whether it may be retried (``InwardError.retryable``).
+This module decides only how long to wait and when to give up.
 """
 
 from __future__ import annotations

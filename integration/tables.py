@@ -276,8 +276,8 @@ def record_feedback(
 ) -> str:
     """Store an agent's feedback on an article in ``kb_feedback`` and return its sys_id.
 
-    Not retried after a timeout: feedback rows have no natural key, so a
-    repeated POST could not be told apart from a second vote.
+    Not retried after a timeout, because feedback rows have no natural key
+    and a repeated POST could not be distinguished from a second vote.
     """
     values: dict[str, object] = {
         "article": validate_sys_id(article_sys_id, field="article_sys_id"),

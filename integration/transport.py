@@ -298,7 +298,7 @@ def _require_rows(rows: object, table: str) -> list[dict]:
     if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
         return rows
     raise UnexpectedResponse(
-        f"The platform answered a query on {table} with {type(rows).__name__} instead of a list "
+        f"The platform returned {type(rows).__name__} for a query on {table} instead of a list "
         "of records; check that platform.url points at the instance.",
         table=table,
     )
@@ -308,7 +308,7 @@ def _require_row(row: object, table: str) -> dict:
     if isinstance(row, dict):
         return row
     raise UnexpectedResponse(
-        f"The platform answered a write to {table} with {type(row).__name__} instead of a record.",
+        f"The platform returned {type(row).__name__} for a write to {table} instead of a record.",
         table=table,
     )
 
@@ -316,7 +316,7 @@ def _require_row(row: object, table: str) -> dict:
 def _mark_write_outcome(error: PlatformError) -> None:
     """Mark a failed write whose outcome is unknown as not retryable."""
     if isinstance(error, RateLimited) or error.context.get("status"):
-        # The platform answered with a status, so it refused the write.
+        # The platform responded with an HTTP status, so it rejected the write unapplied.
         return
     error.retryable = False
     error.message = (
@@ -379,14 +379,25 @@ def _describe_unexpected(
     error: BaseException, response: requests.Response | None, context: dict[str, Any]
 ) -> UnexpectedResponse:
     content_type = response.headers.get("Content-Type", "unknown") if response is not None else ""
-    shown = f" with content type {content_type}" if content_type else ""
+    described = f" with content type {content_type}" if content_type else ""
     return UnexpectedResponse(
-        f"The platform answered {context['method']} {context['table']}{shown}, which is not "
+        f"The platform answered {context['method']} {context['table']}{described}, which is not "
         f"the Table API's JSON ({type(error).__name__}: {error}); check that platform.url "
         "points at the instance itself and not at a proxy or login page.",
         status=response.status_code if response is not None else None,
         **context,
     )
+
+
+# Statuses that map to one error class; {target} is "METHOD table [sys_id]".
+STATUS_ERRORS = {
+    401: (AuthenticationFailed, "The platform rejected the credentials for {target} (401 {reason}); "
+          "check platform.user and the password or OAuth client settings."),
+    403: (AccessDenied, "The platform denied {target} (403 {reason}); grant the integration user "
+          "access to {table} through an ACL or role."),
+    404: (RecordNotFound, "The platform found no record for {target} (404 {reason}); check the "
+          "sys_id, or that an ACL does not hide the record from the integration user."),
+}
 
 
 def translate_status(
@@ -396,34 +407,12 @@ def translate_status(
     status = response.status_code
     reason = platform_error_text(response)
     context = {"method": method, "table": table, "sys_id": sys_id, "status": status}
-    what = f"{method} {table}" + (f" {sys_id}" if sys_id else "")
-    if status == 401:
-        return AuthenticationFailed(
-            f"The platform rejected the credentials for {what} (401 {reason}); "
-            "check platform.user and the password or OAuth client settings.",
-            **context,
-        )
-    if status == 403:
-        return AccessDenied(
-            f"The platform denied {what} (403 {reason}); grant the integration user "
-            f"access to {table} through an ACL or role.",
-            **context,
-        )
-    if status == 404:
-        return RecordNotFound(
-            f"The platform found no record for {what} (404 {reason}); check the sys_id, "
-            "or that an ACL does not hide the record from the integration user.",
-            **context,
-        )
+    target = f"{method} {table}" + (f" {sys_id}" if sys_id else "")
+    if status in STATUS_ERRORS:
+        error_class, template = STATUS_ERRORS[status]
+        return error_class(template.format(target=target, reason=reason, table=table), **context)
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return RateLimited(
-            f"The platform rate limit was exceeded for {what} (429 {reason}); "
-            f"retry after {retry_after if retry_after is not None else 'a while'} s "
-            "or raise the rate limit rule for the integration user.",
-            retry_after=retry_after,
-            **context,
-        )
+        return _rate_limited(response, target, reason, context)
     if status == 400 and "invalid table" in reason.lower():
         return InvalidTable(
             f"The platform has no table {table!r} (400 {reason}); check the table name "
@@ -432,12 +421,25 @@ def translate_status(
         )
     if status >= 500:
         return PlatformUnavailable(
-            f"The platform failed {what} with {status} {reason}; try again later.",
+            f"The platform failed {target} with {status} {reason}; try again later.",
             retryable=status in RETRYABLE_STATUSES,
             **context,
         )
     return BadPlatformRequest(
-        f"The platform rejected {what} with {status} {reason}; check the fields and values sent.",
+        f"The platform rejected {target} with {status} {reason}; check the fields and values sent.",
+        **context,
+    )
+
+
+def _rate_limited(
+    response: requests.Response, target: str, reason: str, context: dict[str, Any]
+) -> RateLimited:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    wait = f"{retry_after:g} s" if retry_after is not None else "a while"
+    return RateLimited(
+        f"The platform rate limit was exceeded for {target} (429 {reason}); retry after {wait} "
+        "or raise the rate limit rule for the integration user.",
+        retry_after=retry_after,
         **context,
     )
 
@@ -619,7 +621,7 @@ class OAuthTokenAuth(AuthBase):
         self.grants.append(grant)
         if response.status_code != 200:
             raise AuthenticationFailed(
-                f"The platform refused the OAuth {grant} grant ({response.status_code} "
+                f"The platform rejected the OAuth {grant} grant ({response.status_code} "
                 f"{_oauth_error_text(response)}); check platform.client_id, "
                 "platform.client_secret, platform.user and platform.password.",
                 status=response.status_code,

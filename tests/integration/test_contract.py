@@ -73,9 +73,9 @@ def real_target() -> Target:
 
 @pytest.fixture(params=["embedded", "real"])
 def target(request):
-    made = embedded_target(request) if request.param == "embedded" else real_target()
-    yield made
-    made.client.close()
+    created_client = embedded_target(request) if request.param == "embedded" else real_target()
+    yield created_client
+    created_client.client.close()
 
 
 def test_list_pages_in_sys_id_order(target):

@@ -18,9 +18,9 @@ MISSING_ID = "1234567890abcdef1234567890abcdef"
 
 @pytest.fixture
 def client(instance):
-    made = PlatformClient.from_settings(instance.platform_settings(), sleep=lambda seconds: None)
-    yield made
-    made.close()
+    created_client = PlatformClient.from_settings(instance.platform_settings(), sleep=lambda seconds: None)
+    yield created_client
+    created_client.close()
 
 
 @pytest.fixture
@@ -92,8 +92,8 @@ def test_rows_inserted_and_deleted_during_paging(instance, records):
     rows = records.list("incident", page_size=3)
     for _ in range(3):
         seen.append(next(rows)["sys_id"])
-    # A row before the cursor would shift every offset by one and make an
-    # offset-paged read return a row twice; one ahead must still be read.
+    # A row inserted before the cursor would make an offset-paged read return
+    # a row twice. A row inserted ahead of the cursor must still be read.
     instance.store.insert("incident", {"sys_id": LOW_ID, "short_description": "early"})
     instance.store.insert("incident", {"sys_id": HIGH_ID, "short_description": "late"})
     instance.store.delete("incident", ordered[5])

@@ -19,9 +19,9 @@ def sleeps():
 
 @pytest.fixture
 def client(instance, sleeps):
-    made = PlatformClient.from_settings(instance.platform_settings(), sleep=sleeps.append)
-    yield made
-    made.close()
+    created_client = PlatformClient.from_settings(instance.platform_settings(), sleep=sleeps.append)
+    yield created_client
+    created_client.close()
 
 
 @pytest.fixture

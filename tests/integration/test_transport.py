@@ -44,18 +44,18 @@ def sleeps():
 @pytest.fixture
 def connect():
     """Return a factory of clients for the instance; every client is closed afterwards."""
-    made = []
+    clients = []
 
     def factory(instance, sleeps, *, sleep=None, clock=None, **changes):
         options = {"sleep": sleep or sleeps.append}
         if clock is not None:
             options["clock"] = clock
         client = PlatformClient.from_settings(platform_settings(instance, **changes), **options)
-        made.append(client)
+        clients.append(client)
         return client
 
     yield factory
-    for client in made:
+    for client in clients:
         client.close()
 
 

@@ -1,7 +1,7 @@
 """Exact HTTP fault cases for the transport, played back with ``responses``.
 
 Everything else about the transport is tested against the embedded
-instance; these cases need byte-exact answers the instance does not give.
+instance. These cases need byte-exact responses that the instance does not send.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def transport(sleeps):
         platform={"url": BASE, "user": "inward.integration", "password": PASSWORD,
                   "retry": {"attempts": 3, "backoff": 0.5, "jitter": 0.0}}
     )
-    made = Transport(settings.platform, sleep=sleeps.append)
-    yield made
-    made.close()
+    created_transport = Transport(settings.platform, sleep=sleeps.append)
+    yield created_transport
+    created_transport.close()
 
 
 def get_page(transport):
