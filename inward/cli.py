@@ -75,3 +75,7 @@ from knowledge.sync_cli import index_group, sync_group  # noqa: E402
 
 cli.add_command(sync_group)
 cli.add_command(index_group)
+
+from integration.instance.cli import instance_group  # noqa: E402
+
+cli.add_command(instance_group)
