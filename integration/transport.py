@@ -216,10 +216,16 @@ class Transport:
         token_renewed = False
         while True:
             try:
+                if retry_number and recover is not None:
+                    earlier = recover()
+                    if earlier is not None:
+                        logger.info("%s %s %s was applied by an earlier attempt; not repeated",
+                                    method, table, sys_id or "")
+                        return earlier
                 return self._attempt(method, table, sys_id, operation)
             except AuthenticationFailed:
-                # A revoked or expired bearer token gets one fresh token; the
-                # platform rejected the request unread, so a write is safe.
+                # A revoked or expired bearer token gets one fresh token. The
+                # platform rejected the request unread, so repeating a write is safe.
                 if token_renewed or not self.auth.renew():
                     raise
                 token_renewed = True
@@ -234,12 +240,6 @@ class Transport:
                 method, table, sys_id or "-", wait, retry_number, self.policy.attempts - 1,
             )
             self._sleep(wait)
-            if recover is not None:
-                earlier = recover()
-                if earlier is not None:
-                    logger.info("%s %s already applied by an earlier attempt; not repeated",
-                                method, table)
-                    return earlier
 
     def _wait_before_retry(
         self,
@@ -271,7 +271,9 @@ class Transport:
             return operation(resource)
         except LIBRARY_ERRORS as error:
             elapsed_ms = (time.monotonic() - started) * 1000
-            response = getattr(error, "response", None) or self._last_response.value
+            response = getattr(error, "response", None)
+            if response is None:
+                response = self._last_response.value
             translated = translate_error(
                 error, response, method=method, table=table, sys_id=sys_id, timeout=self.timeout
             )

@@ -213,6 +213,27 @@ def test_patch_with_recovery_retries_when_nothing_written(transport, sleeps):
     assert sleeps == [0.5]
 
 
+@responses.activate
+def test_failed_recovery_check_counts_as_attempt(transport, sleeps):
+    url = f"{TABLE_URL}/{SYS_ID}"
+    responses.patch(url, body=requests.ReadTimeout("read timed out"))
+    responses.patch(url, json={"result": ROW})
+    outcomes = [PlatformUnavailable("check failed"), None]
+
+    def recover():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    result = transport.patch_record("incident", SYS_ID, {"work_notes": "text"}, recover=recover)
+
+    assert result == ROW
+    assert outcomes == []
+    assert len(responses.calls) == 2
+    assert sleeps == [0.5, 1.0]
+
+
 LIBRARY_FAULTS = [
     pytest.param({"body": requests.exceptions.ChunkedEncodingError("broken")}, id="chunked"),
     pytest.param({"body": requests.exceptions.SSLError("bad certificate")}, id="ssl"),
