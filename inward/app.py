@@ -69,7 +69,7 @@ def _log_requests(app: Flask) -> None:
 
 @core.get("/healthz")
 def healthz():
-    """Report whether the state store answers and the knowledge index exists (no auth)."""
+    """Report whether the state store is reachable and migrated and the index exists (no auth)."""
     services: Services = current_app.extensions["inward"]
     store = services.store
     store_ok = store.ping()

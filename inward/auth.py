@@ -156,14 +156,14 @@ def _load_public_key(path_text: str) -> Any:
         return serialization.load_pem_public_key(data)
     except ValueError:
         raise ConfigError(
-            f"auth.jwt_public_key_file: {path} holds no PEM public key or certificate; "
+            f"auth.jwt_public_key_file: {path} contains no PEM public key or certificate; "
             "export the JWT key's certificate in PEM form.",
             errors={"auth.jwt_public_key_file": "not a PEM public key"},
         ) from None
 
 
 class AgentDirectory:
-    """Look agents up by user_name, caching each answer for ``ttl`` seconds.
+    """Look agents up by user_name, caching each result for ``ttl`` seconds.
 
     ``resolve`` raises ``integration.errors.RecordNotFound`` for an unknown or
     inactive user; misses are not cached, so a user created a moment ago can
@@ -282,7 +282,7 @@ def mint_token(settings: Section, user_name: str, lifetime: int = DEFAULT_TOKEN_
     """Sign an HS256 token for ``user_name`` the way the platform's JWT provider would.
 
     Used by ``inward token`` and the demo; production tokens come from the
-    platform, which holds the signing key.
+    platform, which keeps the signing key.
     """
     auth = settings.auth
     if auth.jwt_algorithm != "HS256":

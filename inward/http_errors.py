@@ -1,9 +1,9 @@
 """JSON error responses: ``{"error": {"code", "message", "field"?}}``.
 
 Under ``/api/`` every HTTP error is JSON. An ``InwardError`` raised by any
-view becomes a JSON error with no stack trace: its ``status`` attribute
-sets the HTTP status when it has one, an error naming a ``field`` is a 400,
-and platform errors map to the statuses in ``PLATFORM_STATUS``.
+view becomes a JSON error with no stack trace. Its ``status`` attribute
+sets the HTTP status when it has one. Otherwise an error naming a ``field``
+is a 400, and platform errors map to the statuses in ``PLATFORM_STATUS``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Logging configured once at start-up, with secrets and tokens masked.
 
 Every handler Inward installs carries a ``SecretMaskingFilter``. It replaces
-the values of all secrets in the settings, bearer tokens, JWTs and ``token=``
-query parameters with ``********`` in the message, the exception text and
-the stack text, so a secret never reaches a log line, even one written by a
-library that logs a request URL.
+with ``********`` the values of all secrets in the settings, bearer tokens,
+JWTs and ``token=`` query parameters. It masks the message, the exception
+text and the stack text, so library records (a logged request URL, say) are
+masked too. Secrets shorter than ``MIN_MASKED_LENGTH`` are not masked.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class Store:
         return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     def ping(self) -> bool:
-        """Return whether the database answers a trivial query."""
+        """Return whether a trivial query on the database succeeds."""
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))

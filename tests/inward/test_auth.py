@@ -214,7 +214,7 @@ def test_agent_directory_does_not_cache_misses(directory):
     assert agents.get("new.hire").user_name == "new.hire"
 
 
-# RS256: the platform signs with a keystore's private key; the sidecar holds the public part.
+# RS256: the platform signs with a keystore's private key; the sidecar has only the public part.
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +293,7 @@ def test_rs256_key_file_without_pem_names_setting(tmp_path):
     (tmp_path / "key.pem").write_text("not a key")
     settings = shell_settings(tmp_path, auth={"jwt_algorithm": "RS256", "jwt_public_key_file": str(tmp_path / "key.pem")})
 
-    with pytest.raises(ConfigError, match="holds no PEM public key"):
+    with pytest.raises(ConfigError, match="contains no PEM public key"):
         TokenVerifier(settings.auth)
 
 

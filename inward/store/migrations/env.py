@@ -7,6 +7,8 @@ Alembic runs from the command line, the URL comes from ``-x url=...``, the
 
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -47,6 +49,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
+    # Only the alembic command line gets here; Inward configures its own logging.
+    if config.config_file_name:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
     engine = create_engine(_url())
     try:
         with engine.begin() as connection:
