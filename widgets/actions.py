@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 # A claim still pending after this long belongs to a request that died
 # between the claim and the platform write, so a new request may take it over.
-# The journal helpers' idempotency marker keeps the retried write from posting twice.
+# The journal marker and the m2m_kb_task lookup keep such a retry from writing twice.
+# NOTE: a kb_feedback or kb_use row has no natural key, so a takeover after a
+# crash in the middle of those writes can create a second row.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
 
 EVENT_IMPRESSION = "impression"

@@ -3,7 +3,7 @@
 Every endpoint needs an agent token (``require_agent``). Searches run with
 the agent's visibility filter, so an article the agent may not read is never
 scored, counted, shown or explained. A preview of such an article is a 404,
-the same answer as for an article that does not exist.
+the same response as for an article that does not exist.
 
 Errors are ``InwardError``s with a ``status`` and a ``field``; the shell's
 error handlers turn them into ``{"error": {"code", "message", "field"}}``.
@@ -89,7 +89,8 @@ def preview(sys_id: str):
         case = load_case(case_table, case_sys_id)
         case_table, case_sys_id = case.table, case.sys_id
     services = _services()
-    record = services.platform.records.get("kb_knowledge", article["sys_id"], must_exist=False)
+    record = services.platform.records.get("kb_knowledge", article["sys_id"], must_exist=False,
+                                           fields=PREVIEW_FIELDS)
     if record is None:
         raise _article_not_found(article["sys_id"])
     html = record.get("wiki") if record.get("article_type") == "wiki" else record.get("text")
@@ -177,7 +178,12 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(messages, dict):
         flat = []
         for key, nested in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            if key == "_schema":
+                name = prefix
+            elif prefix:
+                name = f"{prefix}.{key}"
+            else:
+                name = str(key)
             flat.extend(_flatten(nested, name))
         return flat
     if isinstance(messages, list):
@@ -274,7 +280,7 @@ def find_visible_article(sys_id: str) -> dict:
 
 
 def _article_not_found(sys_id: str) -> WidgetError:
-    # The same answer for missing and hidden articles, so a 404 reveals nothing.
+    # The same response for missing and hidden articles, so a 404 reveals nothing.
     return WidgetError(
         "article_not_found",
         f"No knowledge article {sys_id} that you can read; search again for current articles.",

@@ -1,6 +1,6 @@
 """Server-rendered pages: the suggestions widget and the development workspace preview.
 
-The widget page holds no data and needs no token to load: its script reads
+The widget page contains no data and needs no token to load: its script reads
 the token from the URL once, removes it from the address bar and sends it to
 ``/api/v1`` as a bearer token. The page checks only that the case parameters
 are well formed, so a broken embed URL shows a clear error at once.

@@ -79,9 +79,9 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     page.locator("#send-form button[type=submit]").click()
     page.wait_for_selector("#send-confirm:not([hidden])")
 
-    shown = page.locator("#send-text").inner_text()
-    assert shown.startswith("Here is how to reset your password.")
-    assert "kb_view.do?sys_kb_id=" in shown
+    confirmation_text = page.locator("#send-text").inner_text()
+    assert confirmation_text.startswith("Here is how to reset your password.")
+    assert "kb_view.do?sys_kb_id=" in confirmation_text
     assert instance.store.query("sys_journal_field", comments_query) == []
     assert horizontal_overflow(page) <= 0
 
@@ -89,7 +89,7 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     page.wait_for_function("document.getElementById('status').textContent.includes('was sent')")
     comments = instance.store.query("sys_journal_field", comments_query)
     assert len(comments) == 1
-    assert comments[0]["value"].startswith(shown)
+    assert comments[0]["value"].startswith(confirmation_text)
     assert errors == []
 
 

@@ -88,12 +88,12 @@ def test_restricted_article_suggested_to_fraud_member(client, seeded, auth):
 
 def test_search_hides_restricted_article(client, seeded, auth):
     query = {"q": "card fraud alert verification"}
-    hidden = client.get("/api/v1/search", query_string=query, headers=auth("alice.agent"))
-    shown = client.get("/api/v1/search", query_string=query, headers=auth("frank.fraud"))
+    restricted = client.get("/api/v1/search", query_string=query, headers=auth("alice.agent"))
+    visible = client.get("/api/v1/search", query_string=query, headers=auth("frank.fraud"))
 
-    assert seeded.articles["fraud"]["sys_id"] not in result_ids(hidden)
-    assert seeded.articles["fraud"]["sys_id"] in result_ids(shown)
-    assert hidden.get_json()["count"] < shown.get_json()["count"]
+    assert seeded.articles["fraud"]["sys_id"] not in result_ids(restricted)
+    assert seeded.articles["fraud"]["sys_id"] in result_ids(visible)
+    assert restricted.get_json()["count"] < visible.get_json()["count"]
 
 
 def test_search_without_query_is_400(client, seeded, auth):
