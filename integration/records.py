@@ -167,7 +167,7 @@ class Records:
     ) -> Iterator[dict]:
         """Yield pages of rows, each asking for rows after the last row of the one before."""
         validate_table(table)
-        limit = page_size or self.page_size
+        limit = self.page_size if page_size is None else page_size
         wanted = _fields(fields, key_fields)
         last: dict | None = None
         while True:

@@ -150,6 +150,13 @@ class Transport:
     ) -> list[dict]:
         """Return one page of raw rows of ``table`` matching the encoded ``query``."""
         table = validate_table(table)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            # Instances since the London release reject sysparm_limit=0 with a 400 error.
+            raise InvalidQueryValue(
+                f"Invalid page size {limit!r}: pass a whole number of rows of at least 1.",
+                field="limit",
+                value=repr(limit),
+            )
 
         def fetch(resource: pysnow.Resource) -> list[dict]:
             # The total count costs the platform a second query and is not used.
