@@ -242,9 +242,10 @@ class Transport:
                 wait = self._wait_before_retry(error, retry_number, method, idempotent, recover)
                 if wait is None:
                     raise
+                reason = f"{type(error).__name__}: {error}"
             logger.warning(
-                "Retrying %s %s (sys_id %s) in %.2f s, retry %d of %d",
-                method, table, sys_id or "-", wait, retry_number, self.policy.attempts - 1,
+                "Retrying %s %s (sys_id %s) in %.2f s, retry %d of %d, after %s",
+                method, table, sys_id or "-", wait, retry_number, self.policy.attempts - 1, reason,
             )
             self._sleep(wait)
 
