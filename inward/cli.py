@@ -79,3 +79,7 @@ cli.add_command(index_group)
 from integration.instance.cli import instance_group  # noqa: E402
 
 cli.add_command(instance_group)
+
+from inward.demo.runner import demo_command  # noqa: E402
+
+cli.add_command(demo_command)
