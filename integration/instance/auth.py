@@ -85,7 +85,7 @@ class TokenRegistry:
                 grant.expires_at = 0.0
 
     def response(self, grant: Grant, *, with_refresh: bool) -> dict:
-        """Return the token endpoint's JSON answer for a grant."""
+        """Return the token endpoint's JSON response for a grant."""
         body = {
             "scope": "useraccount",
             "token_type": "Bearer",

@@ -28,7 +28,7 @@ _SPAN = re.compile(
 
 @dataclass(frozen=True)
 class ScriptContext:
-    """What a helper needs: the current time (UTC), the user's time zone and identity."""
+    """Inputs of a helper: the current time (UTC), the user's time zone and identity."""
 
     now: datetime
     time_zone: ZoneInfo

@@ -1,4 +1,4 @@
-"""Fault injection: rate limits, 5xx answers, latency, the hibernating page, short pages.
+"""Fault injection: rate limits, 5xx responses, latency, the hibernating page, short pages.
 
 Every fault is off unless ``instance.faults`` settings or
 ``RunningInstance.set_faults(...)`` turn it on. Random faults draw from a

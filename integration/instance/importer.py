@@ -6,7 +6,7 @@ Accepted files:
   ``sysparm_display_value``: an object with ``value`` gives that value, a
   reference object with only ``display_value`` and ``link`` gives the sys_id
   at the end of the link, a choice label (``"1 - Critical"``) becomes its
-  value when the catalog knows the choice, and any other string is kept as
+  value when the catalog lists the choice, and any other string is kept as
   it is (so a display-value export keeps a caller's name, not a sys_id);
 - JSONv2 exports, ``{"records": [...]}``.
 
@@ -35,7 +35,7 @@ class ImportFailed(InwardError):
 
 @dataclass
 class ImportReport:
-    """What an import did."""
+    """Outcome of one import: records inserted and updated, and fields ignored."""
 
     table: str
     inserted: int = 0

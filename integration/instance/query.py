@@ -25,8 +25,12 @@ from integration.instance import catalog, dates
 
 logger = logging.getLogger(__name__)
 
+# Operators the platform has but this double does not evaluate; a term using
+# one is dropped like a term on an unknown field.
+UNSUPPORTED = ["IN_HIERARCHY", "DATEPART", "MORETHAN", "LESSTHAN", "VALCHANGES", "CHANGESFROM",
+               "CHANGESTO"]
 # Longest first, so that NOT LIKE is not read as a field ending in "NOT ".
-OPERATORS = [
+OPERATORS = [*UNSUPPORTED,
     "NOT LIKE", "NOTLIKE", "NOT IN", "ISNOTEMPTY", "ISEMPTY", "EMPTYSTRING", "ANYTHING",
     "STARTSWITH", "ENDSWITH", "BETWEEN", "NSAMEAS", "SAMEAS", "NOTON", "ON",
     "GT_OR_EQUALS_FIELD", "LT_OR_EQUALS_FIELD", "GT_FIELD", "LT_FIELD",
@@ -112,6 +116,8 @@ def parse_condition(text: str) -> Condition:
     match = _TERM.match(text)
     if not match:
         raise QuerySyntaxError(f"no field and operator in query term {text!r}")
+    if match.group(2) in UNSUPPORTED:
+        raise QuerySyntaxError(f"operator {match.group(2)} is not supported in {text!r}")
     return Condition(match.group(1), match.group(2), match.group(3))
 
 

@@ -74,10 +74,10 @@ class Renderer:
         mode = self._options.mode
         if mode == "false":
             return raw
-        shown = self._display(field_def, raw)
+        display = self._display(field_def, raw)
         if mode == "true":
-            return shown
-        return {"display_value": shown, "value": raw}
+            return display
+        return {"display_value": display, "value": raw}
 
     def _reference(self, table: str, sys_id: str) -> object:
         if not sys_id:
@@ -85,12 +85,12 @@ class Renderer:
         mode, exclude = self._options.mode, self._options.exclude_reference_link
         if mode == "false" and exclude:
             return sys_id
-        shown = self._store.display_value(table, sys_id) if mode != "false" else ""
+        display = self._store.display_value(table, sys_id) if mode != "false" else ""
         if mode == "true" and exclude:
-            return shown
+            return display
         shape: dict[str, str] = {}
         if mode != "false":
-            shape["display_value"] = shown
+            shape["display_value"] = display
         if not exclude:
             shape["link"] = f"{self._options.base_url}api/now/table/{table}/{sys_id}"
         if mode != "true":

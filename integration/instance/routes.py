@@ -23,7 +23,7 @@ TOKEN_PATH = "/oauth_token.do"
 
 
 class ApiError(Exception):
-    """An error answer in the Table API envelope."""
+    """An error response in the Table API envelope."""
 
     def __init__(self, status: int, message: str, detail: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -88,7 +88,7 @@ def before_request() -> Response | None:
                        decision.headers)
     status = state.faults.next_failure()
     if status is not None:
-        raise ApiError(status, "Injected failure", f"Fault injection answered {status}.")
+        raise ApiError(status, "Injected failure", f"Fault injection returned status {status} for this request.")
     state.faults.delay()
     return None
 
@@ -288,7 +288,7 @@ def resolve_display_values(table: str, body: dict) -> dict:
 
 
 def create_record(table: str) -> Response:
-    """POST /table/{t}: insert one record, answer 201 with a Location header."""
+    """POST /table/{t}: insert one record and respond 201 with a Location header."""
     state = _state()
     if state.faults.insert_denied(table):
         raise ApiError(403, "Operation Failed", "ACL Exception Insert Failed due to security constraints")
@@ -311,7 +311,7 @@ def update_record(table: str, sys_id: str) -> Response:
 
 
 def write_response(table: str, record: dict, status: int, headers: dict[str, str]) -> Response:
-    """Answer a write, unless a fail_after_write fault loses the answer."""
+    """Respond to a write, unless a fail_after_write fault loses the response."""
     state = _state()
     mode = state.faults.take_write_failure()
     if mode == "drop":

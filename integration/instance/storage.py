@@ -69,7 +69,7 @@ class InvalidRecord(StoreError):
 
 @dataclass(frozen=True)
 class QueryOptions:
-    """How queries are evaluated: time zone of the helpers and the two instance switches."""
+    """Query evaluation settings: the time zone of the date helpers and the two instance switches."""
 
     time_zone: str = "UTC"
     case_insensitive: bool = True
@@ -286,17 +286,17 @@ class InstanceStore:
         if "sys_mod_count" not in changes:
             record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
 
-    def _claim_number(self, prefix: str, given: str) -> str:
-        """Return the given number (moving the counter past it) or the next free one."""
+    def _claim_number(self, prefix: str, explicit_number: str) -> str:
+        """Return the explicit number (moving the counter past it) or the next free one."""
         row = self._connection.execute(
             "SELECT next_value FROM counters WHERE prefix = ?", (prefix,)
         ).fetchone()
         next_value = row[0] if row else FIRST_NUMBER
-        match = re.fullmatch(re.escape(prefix) + r"(\d+)", given)
-        if given and not match:
-            return given
+        match = re.fullmatch(re.escape(prefix) + r"(\d+)", explicit_number)
+        if explicit_number and not match:
+            return explicit_number
         if match:
-            number, next_value = given, max(next_value, int(match.group(1)) + 1)
+            number, next_value = explicit_number, max(next_value, int(match.group(1)) + 1)
         else:
             number, next_value = f"{prefix}{next_value:07d}", next_value + 1
         self._connection.execute(

@@ -1,4 +1,4 @@
-"""Injected faults: rate limits, 5xx answers, hibernation, short pages, lost write responses."""
+"""Injected faults: rate limits, 5xx responses, hibernation, short pages, lost write responses."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_malformed_json_names_the_line(tmp_path):
     assert "Nothing was imported" in result.output
 
 
-def test_bad_record_names_index_and_field_and_imports_nothing(tmp_path):
+def test_bad_record_imports_nothing(tmp_path):
     export = tmp_path / "bad.json"
     export.write_text(json.dumps({"result": [
         {"short_description": "first"}, {"short_description": "second"},

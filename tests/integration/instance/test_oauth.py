@@ -98,7 +98,7 @@ def test_unknown_bearer_token_is_401(instance):
 
 @pytest.fixture
 def oauth_client(instance, monkeypatch):
-    # oauthlib refuses plain http unless told the transport is trusted (loopback here).
+    # oauthlib rejects plain http unless OAUTHLIB_INSECURE_TRANSPORT is set; the instance is on loopback.
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     host = instance.url.split("://", 1)[1]
     return pysnow.OAuthClient(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, host=host,

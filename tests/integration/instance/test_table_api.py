@@ -140,7 +140,7 @@ def test_parent_table_lists_children_with_their_class(instance, http):
     assert rows == {"inc": "incident", "case": "sn_customerservice_case"}
 
 
-def test_parent_table_get_by_id_returns_task_columns_only(instance, http):
+def test_parent_get_returns_parent_columns(instance, http):
     incident = instance.store.insert("incident", {"short_description": "inc", "category": "network"})
 
     response = http.get(table_url(instance, "task", incident["sys_id"]))
@@ -247,7 +247,7 @@ def test_invalid_display_value_is_400(instance, http):
 
 # -- sysparm_fields -------------------------------------------------------------
 
-def test_fields_ignore_unknown_names_and_keep_dot_walks_flat(instance, http, incident_with_caller):
+def test_fields_dot_walks_and_unknown_names(instance, http, incident_with_caller):
     _, incident = incident_with_caller
 
     response = http.get(table_url(instance, "incident", incident["sys_id"]),
@@ -385,7 +385,7 @@ def test_journal_entries_are_readable_over_http(instance, http):
     ]
 
 
-def test_comment_records_a_notification_but_work_note_does_not(instance, http):
+def test_comment_notifies_but_work_note_not(instance, http):
     caller = make_user(instance)
     sys_id = instance.store.insert("incident", {"caller_id": caller["sys_id"]})["sys_id"]
     url = table_url(instance, "incident", sys_id)
