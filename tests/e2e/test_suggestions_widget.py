@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widgets.helpers import token_for
 
@@ -58,7 +59,7 @@ def test_widget_attach_by_keyboard(browser, live_sidecar, seeded, instance, arti
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Attach"
     page.keyboard.press("Space")
-    page.wait_for_function("document.getElementById('status').textContent.includes('attached')")
+    expect(page.locator("#status")).to_contain_text("is attached to the case")
 
     first_sys_id = page.locator("#results .result").first.get_attribute("data-sys-id")
     links = instance.store.query("m2m_kb_task", f"task={seeded.case['sys_id']}")
@@ -72,7 +73,7 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     page, errors = open_widget(browser, base_url, settings, seeded)
     comments_query = f"element_id={seeded.case['sys_id']}^element=comments"
 
-    page.locator("#results .result-title", has_text="Reset a customer password").click()
+    page.locator("#results .result-title", has_text="Unlock an account").click()
     page.wait_for_selector("#preview:not([hidden])")
     page.locator("#open-send").click()
     page.locator("#send-summary").fill("Here is how to reset your password.")
@@ -86,11 +87,27 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     assert horizontal_overflow(page) <= 0
 
     page.locator("#send-confirm-button").click()
-    page.wait_for_function("document.getElementById('status').textContent.includes('was sent')")
+    expect(page.locator("#status")).to_contain_text("was sent to the customer")
     comments = instance.store.query("sys_journal_field", comments_query)
     assert len(comments) == 1
     assert comments[0]["value"].startswith(confirmation_text)
     assert errors == []
+
+
+def test_preview_loads_platform_images(browser, live_sidecar, seeded):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded)
+
+    page.locator("#results .result-title", has_text="Reset a customer password").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    page.wait_for_load_state("networkidle")
+
+    sources = page.locator("#preview-body img").evaluate_all("images => images.map(image => image.src)")
+    assert any(source.startswith("data:image/png") for source in sources)
+    assert f"{settings.platform.url}/sys_attachment.do?sys_id=1" in sources
+    assert not any("evil.example" in source for source in sources)
+    # The page's CSP must list the platform's origin in img-src, or the browser blocks these images.
+    assert [error for error in errors if "Content Security Policy" in error] == []
 
 
 def test_widget_shows_error_for_expired_session(browser, live_sidecar, seeded):
