@@ -168,12 +168,12 @@ class Records:
         """Yield pages of rows, each asking for rows after the last row of the one before."""
         validate_table(table)
         limit = self.page_size if page_size is None else page_size
-        wanted = _fields(fields, key_fields)
+        requested_fields = _fields(fields, key_fields)
         last: dict | None = None
         while True:
             query = compose_query(groups, after(last), ordering)
             rows = self.transport.get_records(
-                table, query, limit=limit, fields=wanted, display_value=_mode(display)
+                table, query, limit=limit, fields=requested_fields, display_value=_mode(display)
             )
             if not rows:
                 # NOTE: a page whose rows an ACL hides entirely also comes back

@@ -399,7 +399,8 @@ def _describe_unexpected(
     )
 
 
-# Statuses that map to one error class; {target} is "METHOD table [sys_id]".
+# Statuses that map to one error class. In the templates, {target} is
+# "METHOD table" followed by the sys_id when there is one.
 STATUS_ERRORS = {
     401: (AuthenticationFailed, "The platform rejected the credentials for {target} (401 {reason}); "
           "check platform.user and the password or OAuth client settings."),
