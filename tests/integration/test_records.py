@@ -202,6 +202,16 @@ def test_get_returns_normalized_record(instance, records):
     assert record["sys_created_on"].tzinfo == timezone.utc
 
 
+def test_fields_do_not_leak_between_calls(instance, records):
+    incident = instance.store.insert("incident", {"short_description": "printer"})
+    list(records.list("incident", fields=["number"]))
+
+    record = records.get("incident", incident["sys_id"])
+
+    assert record["short_description"] == "printer"
+    assert "sys_created_on" in record
+
+
 def test_get_missing_record(records):
     with pytest.raises(RecordNotFound, match=MISSING_ID):
         records.get("incident", MISSING_ID)

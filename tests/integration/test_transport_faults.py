@@ -308,3 +308,46 @@ def test_missing_password_rejected():
 def test_table_name_validated(transport):
     with pytest.raises(PlatformError, match="Invalid table name"):
         transport.get_records("incident/../sys_user", "", limit=1)
+
+
+class Clock:
+    """A settable time source for token expiry."""
+
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def token_body(access_token):
+    return {"access_token": access_token, "refresh_token": f"refresh-{access_token}",
+            "token_type": "Bearer", "scope": "useraccount", "expires_in": 1799}
+
+
+@responses.activate
+def test_rejected_refresh_falls_back_to_password_grant(sleeps):
+    clock = Clock()
+    settings = settings_for_tests(platform={
+        "url": BASE, "auth": "oauth", "user": "inward.integration", "password": PASSWORD,
+        "client_id": "inward", "client_secret": "client-secret-value",
+    })
+    token_url = f"{BASE}/oauth_token.do"
+    responses.post(token_url, json=token_body("first"))
+    responses.post(token_url, status=401, json={"error": "invalid_grant", "error_description": "expired"})
+    responses.post(token_url, json=token_body("second"))
+    responses.get(TABLE_URL, json={"result": []})
+    transport = Transport(settings.platform, sleep=sleeps.append, clock=clock)
+
+    try:
+        get_page(transport)
+        clock.now += 1800
+        get_page(transport)
+    finally:
+        transport.close()
+
+    table_calls = [call for call in responses.calls if call.request.url.startswith(TABLE_URL)]
+    assert transport.auth.grants == ["password", "refresh_token", "password"]
+    assert table_calls[0].request.headers["Authorization"] == "Bearer first"
+    assert table_calls[1].request.headers["Authorization"] == "Bearer second"
+    assert "grant_type=refresh_token" in responses.calls[2].request.body
