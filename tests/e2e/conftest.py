@@ -28,7 +28,21 @@ def seeded(instance):
 
 @pytest.fixture
 def live_sidecar(instance, tmp_path, seeded):
-    """Serve the sidecar (dev mode on) on a free loopback port; yield (base URL, settings)."""
+    """Serve the sidecar (dev mode on) over the test seed; yield (base URL, settings)."""
+    yield from serve_sidecar(instance, tmp_path)
+
+
+@pytest.fixture
+def demo_sidecar(instance, tmp_path):
+    """Serve the sidecar (dev mode on) over the demo company's data; yield (base URL, settings)."""
+    from inward.demo.seed import seed
+
+    seed(instance.store)
+    yield from serve_sidecar(instance, tmp_path)
+
+
+def serve_sidecar(instance, tmp_path):
+    """Sync the index, serve the app on a free loopback port and yield (base URL, settings)."""
     settings = widget_settings(instance, tmp_path, dev_mode=True)
     app, services = build_app(settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -12,14 +12,15 @@ pytestmark = pytest.mark.browser
 PANEL_WIDTH = 360
 
 
-def open_widget(browser, base_url, settings, seeded, user_name="alice.agent"):
-    """Open the widget for the seeded case; return the page and the list of console errors."""
+def open_widget(browser, base_url, settings, case, user_name="alice.agent"):
+    """Open the widget for a case row; return the page and the list of console errors."""
     page = browser.new_page(viewport={"width": PANEL_WIDTH, "height": 900})
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     token = token_for(settings, user_name)
-    page.goto(f"{base_url}/widgets/suggestions?table=incident&sys_id={seeded.case['sys_id']}&token={token}")
+    table = case["sys_class_name"]
+    page.goto(f"{base_url}/widgets/suggestions?table={table}&sys_id={case['sys_id']}&token={token}")
     page.wait_for_selector("#results .result")
     return page, errors
 
@@ -28,15 +29,14 @@ def horizontal_overflow(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
-def test_widget_attach_by_keyboard(browser, live_sidecar, seeded, instance, artifacts):
-    base_url, settings = live_sidecar
-    page, errors = open_widget(browser, base_url, settings, seeded)
+def test_widget_attach_by_keyboard(browser, demo_sidecar, instance, artifacts):
+    base_url, settings = demo_sidecar
+    case = instance.store.query("sn_customerservice_case", "number=CS0010001")[0]
+    page, errors = open_widget(browser, base_url, settings, case, user_name="daniel.kim")
 
     assert "token=" not in page.url
-    assert page.locator("#case-label").inner_text().startswith(seeded.case["number"])
-    titles = page.locator("#results .result-title").all_inner_texts()
-    assert "Reset a customer password" in titles
-    assert not any("secret verification" in title for title in titles)
+    assert page.locator("#case-label").inner_text().startswith("CS0010001")
+    assert page.locator("#results .result").count() >= 1
     assert horizontal_overflow(page) <= 0
 
     # Tab from the top: search box, then the first result's title, which opens the preview.
@@ -62,15 +62,25 @@ def test_widget_attach_by_keyboard(browser, live_sidecar, seeded, instance, arti
     expect(page.locator("#status")).to_contain_text("is attached to the case")
 
     first_sys_id = page.locator("#results .result").first.get_attribute("data-sys-id")
-    links = instance.store.query("m2m_kb_task", f"task={seeded.case['sys_id']}")
-    assert [(link["kb_knowledge"], link["task"]) for link in links] == [(first_sys_id, seeded.case["sys_id"])]
+    links = instance.store.query("m2m_kb_task", f"task={case['sys_id']}")
+    assert [(link["kb_knowledge"], link["task"]) for link in links] == [(first_sys_id, case["sys_id"])]
     page.screenshot(path=str(artifacts / "suggestions-widget.png"), full_page=True)
+    assert errors == []
+
+
+def test_widget_hides_restricted_article(browser, live_sidecar, seeded):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded.case)
+
+    titles = page.locator("#results .result-title").all_inner_texts()
+    assert "Reset a customer password" in titles
+    assert not any("secret verification" in title for title in titles)
     assert errors == []
 
 
 def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance):
     base_url, settings = live_sidecar
-    page, errors = open_widget(browser, base_url, settings, seeded)
+    page, errors = open_widget(browser, base_url, settings, seeded.case)
     comments_query = f"element_id={seeded.case['sys_id']}^element=comments"
 
     page.locator("#results .result-title", has_text="Unlock an account").click()
@@ -96,7 +106,7 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
 
 def test_preview_loads_platform_images(browser, live_sidecar, seeded):
     base_url, settings = live_sidecar
-    page, errors = open_widget(browser, base_url, settings, seeded)
+    page, errors = open_widget(browser, base_url, settings, seeded.case)
 
     page.locator("#results .result-title", has_text="Reset a customer password").click()
     page.wait_for_selector("#preview:not([hidden])")
