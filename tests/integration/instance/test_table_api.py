@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 import requests
@@ -422,3 +423,47 @@ def test_stats_groups_by_field(instance, http):
     groups = {entry["groupby_fields"][0]["value"]: entry["stats"]["count"]
               for entry in response.json()["result"]}
     assert groups == {"network": "2", "software": "1"}
+
+
+def test_head_returns_headers_without_body(instance, http):
+    instance.store.insert("incident", {})
+
+    response = http.head(table_url(instance, "incident"))
+
+    assert response.status_code == 200
+    assert response.headers["X-Total-Count"] == "1"
+    assert response.content == b""
+
+
+def test_platform_settings_point_at_the_instance(instance):
+    settings = instance.platform_settings()
+
+    assert settings.platform.url == instance.url
+    assert settings.platform.user == instance.user
+    assert settings.platform.password.reveal() == instance.password
+
+
+def test_store_and_http_writes_interleave_safely(instance):
+    statuses = []
+
+    def post_many():
+        with requests.Session() as session:
+            session.auth = (instance.user, instance.password)
+            for _ in range(10):
+                statuses.append(session.post(table_url(instance, "incident"), json={}).status_code)
+
+    def insert_many():
+        for _ in range(10):
+            instance.store.insert("incident", {})
+
+    workers = [threading.Thread(target=post_many), threading.Thread(target=insert_many),
+               threading.Thread(target=insert_many)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    numbers = [row["number"] for row in instance.store.query("incident")]
+    assert statuses == [201] * 10
+    assert len(numbers) == 30
+    assert len(set(numbers)) == 30
