@@ -236,7 +236,12 @@ def _visibility() -> Any:
 
 
 def load_case(table: str, sys_id: str) -> Any:
-    """Read the case through the platform client, cached for ``knowledge.case_cache_ttl`` seconds."""
+    """Read the case through the platform client, cached for ``knowledge.case_cache_ttl`` seconds.
+
+    NOTE: the case is read with the integration user's rights. A case that
+    does not exist or that ACLs hide from that user is a 404, but the
+    platform's per-agent ACLs on the case itself are not evaluated.
+    """
     from integration.errors import AccessDenied, RecordNotFound
     from integration.tables import get_case
 

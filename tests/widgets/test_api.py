@@ -386,3 +386,34 @@ def test_bad_suggestions_request_is_400(client, seeded, auth, services, params, 
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == field
     assert events(services) == []
+
+
+# Platform failures.
+
+@pytest.fixture
+def no_retry_client(instance, tmp_path, seeded):
+    """Return a test client whose platform calls are not retried, so a fault fails at once."""
+    from tests.widgets.helpers import build_app, widget_settings
+
+    settings = widget_settings(instance, tmp_path)
+    platform = settings.platform.replace(retry=settings.platform.retry.replace(attempts=1))
+    app, services = build_app(settings.replace(platform=platform))
+    yield app.test_client(), services
+    services.close()
+
+
+def test_failed_attach_can_be_retried(no_retry_client, seeded, auth, instance):
+    client, services = no_retry_client
+    sys_id = seeded.articles["reset"]["sys_id"]
+    client.get(SUGGESTIONS, query_string=case_params(seeded), headers=auth())
+
+    instance.set_faults(error_rate=1.0)
+    failed = client.post(f"/api/v1/articles/{sys_id}/attach", json=case_body(seeded), headers=auth())
+    instance.set_faults(error_rate=0.0)
+    retried = client.post(f"/api/v1/articles/{sys_id}/attach", json=case_body(seeded), headers=auth())
+
+    assert failed.status_code >= 500
+    assert retried.status_code == 200
+    assert retried.get_json()["repeated"] is False
+    assert len(instance.store.query("m2m_kb_task", f"task={seeded.case['sys_id']}")) == 1
+    assert [event[0] for event in events(services, "attach")] == ["attach"]
