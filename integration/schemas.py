@@ -26,7 +26,7 @@ def _text(record: Mapping[str, object], name: str) -> str:
 
 @dataclass(frozen=True)
 class Case:
-    """An incident or customer service case, with its latest customer comment."""
+    """An incident or customer service case, with its newest customer-visible comment."""
 
     table: str
     sys_id: str

@@ -630,6 +630,9 @@ class OAuthTokenAuth(AuthBase):
             raise translate_error(error, None, method="POST", table="oauth_token.do",
                                   timeout=self._timeout) from error
         self.grants.append(grant)
+        if _is_hibernating(response):
+            raise translate_error(requests.HTTPError(response=response), response, method="POST",
+                                  table="oauth_token.do")
         if response.status_code != 200:
             raise AuthenticationFailed(
                 f"The platform rejected the OAuth {grant} grant ({response.status_code} "

@@ -221,3 +221,13 @@ def test_log_lines_carry_no_secrets(instance, sleeps, caplog, connect):
     for secret in (instance.password, settings.platform.client_secret.reveal(),
                    client.transport.auth.access_token()):
         assert secret not in caplog.text
+
+
+def test_oauth_on_hibernating_instance(instance, sleeps, connect):
+    client = connect(instance, sleeps, auth="oauth")
+    instance.set_faults(hibernating=True)
+
+    with pytest.raises(PlatformUnavailable, match="hibernating"):
+        read_incidents(client)
+
+    assert client.transport.auth.grants == ["password"]
