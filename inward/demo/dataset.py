@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).parent / "data"
 SYS_ID_NAMESPACE = uuid.UUID("5d8f2a3c-6b1e-4c7a-9f0d-2e4b6a8c0d1e")
 
-# Article bodies refer to the shipped SVGs as images/NAME.svg; the loader
+# Article bodies refer to the shipped SVGs as images/NAME.svg, and the loader
 # inlines them as data: URIs so an article needs no file server.
 IMAGE_SOURCE = re.compile(r'src="images/([A-Za-z0-9_-]+\.svg)"')
 # Articles without a valid_to get the platform's default of 2100-01-01.
@@ -44,7 +44,7 @@ PRIORITY_MATRIX = {
     (1, 1): 1, (1, 2): 2, (2, 1): 2, (1, 3): 3, (2, 2): 3, (3, 1): 3,
     (2, 3): 4, (3, 2): 4, (3, 3): 5,
 }
-# Fixed opening times keep a reseed identical; cases open 7 hours apart.
+# Fixed opening times keep a reseed identical. Cases open 7 hours apart.
 FIRST_CASE_OPENED = datetime(2026, 11, 16, 8, 0)
 FIRST_INCIDENT_OPENED = datetime(2026, 11, 20, 7, 30)
 
@@ -87,7 +87,7 @@ class DemoData:
         return [record for record in self.records if record.table == name]
 
     def find(self, table: str, key: str) -> DemoRecord:
-        """Return the record of ``table`` with that key; raise KeyError when missing."""
+        """Return the record of ``table`` with that key, or raise KeyError when there is none."""
         sys_id = demo_sys_id(table, key)
         for record in self.records:
             if record.sys_id == sys_id:
@@ -126,7 +126,7 @@ def to_text(value: Any) -> str:
 
 
 def ref(table: str, key: str | None) -> str:
-    """Return the sys_id a reference to ``key`` holds, or "" for an empty reference."""
+    """Return the sys_id stored in a reference to ``key``, or "" for an empty reference."""
     return demo_sys_id(table, key) if key else ""
 
 
@@ -189,7 +189,7 @@ def add_people(data: DemoData, people: dict) -> None:
 
 
 def add_user(data: DemoData, user: dict) -> None:
-    """Add one sys_user row; its e-mail address is derived from the user_name."""
+    """Add one sys_user row, with an e-mail address derived from the user_name."""
     name = user["user_name"]
     data.add("sys_user", name, {
         "user_name": name, "first_name": user["first_name"], "last_name": user["last_name"],
@@ -203,7 +203,7 @@ def add_user(data: DemoData, user: dict) -> None:
 
 
 def add_contact(data: DemoData, contact: dict) -> None:
-    """Add one customer_contact; consumers sign in with their e-mail address."""
+    """Add one customer_contact, whose user_name is the e-mail address consumers sign in with."""
     data.add("customer_contact", contact["key"], {
         "user_name": contact["email"], "first_name": contact["first_name"],
         "last_name": contact["last_name"], "name": f"{contact['first_name']} {contact['last_name']}",
@@ -241,7 +241,7 @@ def add_knowledge_bases(data: DemoData, knowledge: dict) -> None:
 
 
 def add_categories(data: DemoData, base_key: str, categories: list[dict]) -> None:
-    """Add the categories of one knowledge base; a parent must come before its children."""
+    """Add the categories of one knowledge base, where a parent must come before its children."""
     labels = {category["key"]: category["label"] for category in categories}
     for category in categories:
         parent = category.get("parent")
@@ -255,7 +255,7 @@ def add_categories(data: DemoData, base_key: str, categories: list[dict]) -> Non
 
 
 def add_articles(data: DemoData, articles: list[dict], categories: dict, image_dir: Path) -> None:
-    """Add kb_knowledge rows; each article's knowledge base is that of its category."""
+    """Add kb_knowledge rows, each in the knowledge base of its category."""
     base_of = {category["key"]: base for base, items in categories.items() for category in items}
     for article in articles:
         base = base_of.get(article["category"])

@@ -39,7 +39,7 @@ INTEGRATION_USER = "inward.integration"
 # Tokens printed for a demo session stay valid this long, unless
 # auth.jwt_max_lifetime is shorter.
 TOKEN_LIFETIME = 3600
-# What --reset may delete: only a folder that holds nothing but these.
+# What --reset may delete: only a folder that contains nothing but these.
 DEMO_ENTRIES = {"instance", "index", "inward.db", "inward.db-journal", "inward.db-wal", "inward.db-shm"}
 
 
@@ -72,9 +72,9 @@ class DemoStack:
 
 @click.command("demo")
 @click.option("--port", type=click.IntRange(0, 65535),
-              help="TCP port of the sidecar (default: server.port; 0 picks a free port).")
+              help="TCP port of the sidecar (default: server.port). 0 picks a free port.")
 @click.option("--instance-port", type=click.IntRange(0, 65535),
-              help="TCP port of the embedded instance (default: instance.port; 0 picks a free port).")
+              help="TCP port of the embedded instance (default: instance.port). 0 picks a free port.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA_DIR,
               show_default=True, help="Folder for the instance data, state store and index of the demo.")
 @click.option("--reset", is_flag=True, help="Delete the demo folder first and seed a fresh instance.")
@@ -103,14 +103,14 @@ def demo_command(ctx: click.Context, port: int | None, instance_port: int | None
 
 
 def reset_data_dir(folder: Path) -> None:
-    """Delete a previous demo folder; refuse when it holds files the demo did not create."""
+    """Delete a previous demo folder, but raise when it contains files the demo did not create."""
     if not folder.exists():
         return
     unknown = sorted(entry.name for entry in folder.iterdir() if entry.name not in DEMO_ENTRIES)
     if unknown:
         raise click.ClickException(
-            f"--reset refused: {folder} contains {', '.join(unknown[:5])}, which the demo did not "
-            "create; pass --data with a folder used only by the demo."
+            f"Cannot reset {folder}: it contains {', '.join(unknown[:5])}, which the demo did not "
+            "create. Pass --data with a folder used only by the demo."
         )
     shutil.rmtree(folder)
     click.echo(f"Deleted the previous demo data in {folder}")
@@ -209,7 +209,7 @@ def integration_settings(instance: Any) -> Any:
 
 
 def sync_index(services: Any) -> str:
-    """Run a full knowledge sync when the sync module exists; return a line for the console."""
+    """Run a full knowledge sync when the sync module exists, and return a line for the console."""
     try:
         from knowledge.sync import sync_knowledge
     except ImportError as error:
@@ -245,11 +245,11 @@ def start_jobs(services: Any) -> Any:
 
 
 def serve(stack: DemoStack, app: Any, settings: Any) -> str:
-    """Serve ``app`` on a background thread with Werkzeug's threaded server; return its URL."""
+    """Serve ``app`` on a background thread with Werkzeug's threaded server, and return its URL."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietRequestHandler(WSGIRequestHandler):
-        """Skips Werkzeug's access log line, which would print the token query parameter.
+        """A request handler without Werkzeug's access log line, which would print the token query parameter.
 
         The sidecar logs each request itself, without the query string.
         """
@@ -292,7 +292,7 @@ def print_summary(stack: DemoStack, settings: Any, agent: str, *, sidecar_url: s
 
 
 def mint_demo_token(settings: Any, agent: str) -> tuple[str | None, int]:
-    """Mint a development token for the demo agent; return it with its lifetime in seconds."""
+    """Mint a development token for the demo agent, and return it with its lifetime in seconds."""
     try:
         from inward.auth import mint_token
     except ImportError:

@@ -121,7 +121,7 @@ def replace_ids(values: dict[str, str], aliases: dict[str, str]) -> dict[str, st
 
 
 def upsert(store: Any, table: str, values: dict[str, str]) -> str:
-    """Insert the record, or update the fields that differ; return the outcome."""
+    """Insert the record, or update the fields that differ, and return the outcome."""
     existing = store.get(table, values["sys_id"])
     if existing is None:
         store.insert(table, values)
@@ -140,7 +140,7 @@ def upsert(store: Any, table: str, values: dict[str, str]) -> str:
 
 
 def set_password(store: Any, user_name: str, password: str) -> bool:
-    """Set a demo user's password unless it already works; return whether it was set."""
+    """Set a demo user's password unless it already works, and return whether it was set."""
     authenticate = getattr(store, "authenticate", None)
     if authenticate is not None and authenticate(user_name, password) is not None:
         return False

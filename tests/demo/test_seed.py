@@ -72,7 +72,7 @@ def test_seed_restores_a_changed_record(seeded):
     assert instance.store.get("kb_knowledge", sys_id)["short_description"] == "Track your Brightwater order"
 
 
-def test_integration_role_points_at_instance_admin_role(seeded):
+def test_integration_user_gets_instance_admin_role(seeded):
     instance, _ = seeded
     admin_role = instance.store.query("sys_user_role", "name=admin")[0]
     links = instance.store.query(
