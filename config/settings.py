@@ -242,6 +242,10 @@ class AuthSchema(SectionSchema):
         load_default=lambda: ["itil", "sn_customerservice_agent", "admin", "inward_admin"],
     )
     admin_roles = fields.List(fields.String(), load_default=lambda: ["admin", "inward_admin"])
+    # Replay protection by jti. "off" accepts any valid token. "bind" requires
+    # a jti and ties it to the client (address and User-Agent) that used it
+    # first, so a leaked token is rejected from any other client.
+    jti_replay = fields.String(load_default="off", validate=validate.OneOf(["off", "bind"]))
 
 
 class StoreSchema(SectionSchema):

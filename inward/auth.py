@@ -15,11 +15,13 @@ agent up in ``sys_user`` and checks their roles.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +40,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOKEN_QUERY_PARAMETER = "token"
+# RFC 7518, section 3.2: an HS256 key must be at least as long as the hash output.
+MIN_HMAC_KEY_BYTES = 32
 DEFAULT_TOKEN_LIFETIME = 900
-# Beyond this many cached agents, expired entries are dropped on the next insert.
+# Beyond this many cached agents or token bindings, expired entries are dropped on the next insert.
 AGENT_CACHE_PRUNE_SIZE = 10_000
+# Expired token bindings are deleted from the state store after this many new bindings.
+TOKEN_PURGE_INTERVAL = 500
 
 
 class AuthError(InwardError):
@@ -78,6 +84,11 @@ class TokenVerifier:
     def __init__(self, auth: Section) -> None:
         self.auth = auth
         self.key = load_verification_key(auth)
+        if auth.jwt_algorithm == "HS256" and len(self.key.encode("utf-8")) < MIN_HMAC_KEY_BYTES:
+            logger.warning(
+                "auth.jwt_secret is %d bytes long; use at least %d random bytes for HS256 (RFC 7518, section 3.2)",
+                len(self.key.encode("utf-8")), MIN_HMAC_KEY_BYTES,
+            )
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token, or raise AuthError saying what is wrong."""
@@ -200,6 +211,70 @@ class AgentDirectory:
                 self._cache.pop(user_name, None)
 
 
+class TokenBindings:
+    """Tie each token's jti to the client that used it first (``auth.jti_replay: bind``).
+
+    The state store keeps the bindings, so every replica sharing it agrees on
+    them. Each process also remembers the bindings it has seen, so a token
+    reused by the same widget costs one database round trip, not one per
+    request.
+    """
+
+    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._known: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._new_bindings = 0
+
+    def check(self, claims: dict[str, Any], client: str, *, user_name: str | None = None) -> None:
+        """Bind the token to ``client`` on first use; raise AuthError when another client used it first."""
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise AuthError(
+                "missing_claim",
+                "The token lacks the jti claim, which auth.jti_replay 'bind' requires; "
+                "add jti to the JWT provider's claims.",
+            )
+        with self._lock:
+            known = self._known.get(jti)
+        if known is None:
+            self._bind(jti, client, expires=claims["exp"], user_name=user_name)
+        elif known[0] != client:
+            raise _replayed(jti, user_name)
+
+    def _bind(self, jti: str, client: str, *, expires: float, user_name: str | None) -> None:
+        from inward.store import bind_token, purge_token_uses
+
+        now = self._clock()
+        with self._store.session() as session:
+            bound = bind_token(session, jti=jti, client=client, expires_at=datetime.fromtimestamp(expires, timezone.utc))
+            self._new_bindings += 1
+            if self._new_bindings % TOKEN_PURGE_INTERVAL == 0:
+                purge_token_uses(session, before=datetime.fromtimestamp(now, timezone.utc))
+        if not bound:
+            raise _replayed(jti, user_name)
+        with self._lock:
+            if len(self._known) >= AGENT_CACHE_PRUNE_SIZE:
+                self._known = {key: entry for key, entry in self._known.items() if entry[1] > now}
+            self._known[jti] = (client, expires)
+
+
+def _replayed(jti: str, user_name: str | None) -> AuthError:
+    return AuthError(
+        "token_replayed",
+        "This token was first used from another client; reload the form to get a new token.",
+        jti=jti,
+        user_name=user_name,
+    )
+
+
+def client_fingerprint() -> str:
+    """Return the SHA-256 hex of the request's client address and User-Agent."""
+    identity = f"{request.remote_addr}\n{request.user_agent.string}"
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+
 def resolve_agent_on_platform(records: Any, user_name: str) -> Agent:
     """Read the agent's sys_user record, roles and groups through the platform client."""
     from integration.tables import get_agent
@@ -235,6 +310,8 @@ def authenticate_request(*, roles: list[str]) -> Agent:
     token = read_request_token()
     claims = services.verifier.verify(token)
     user_name = claims[services.settings.auth.user_claim]
+    if services.settings.auth.jti_replay == "bind":
+        services.token_bindings.check(claims, client_fingerprint(), user_name=user_name)
     try:
         agent = services.agents.get(user_name)
     except (RecordNotFound, InvalidQueryValue):

@@ -66,8 +66,10 @@ def _status_for(error: InwardError) -> int:
 
 def handle_auth_error(error: AuthError) -> Response:
     """Return the 401/403 JSON error; a 401 also carries the RFC 6750 challenge."""
-    logger.info(
-        "Rejected %s %s: %s (user %s)",
+    # A replayed token may be a stolen one, so it is logged louder than an expired one.
+    level = logging.WARNING if error.code == "token_replayed" else logging.INFO
+    logger.log(
+        level, "Rejected %s %s: %s (user %s)",
         request.method, request.path, error.code, error.context.get("user_name", "unknown"),
     )
     response = error_response(error.status, error.code, error.message)

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from config.settings import Section
-from inward.auth import AgentDirectory, TokenVerifier, resolve_agent_on_platform
+from inward.auth import AgentDirectory, TokenBindings, TokenVerifier, resolve_agent_on_platform
 from inward.store import Store
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,11 @@ class Services:
     def verifier(self) -> TokenVerifier:
         """The JWT verifier; building it raises ConfigError when the key is missing."""
         return self._get("verifier", lambda: TokenVerifier(self.settings.auth))
+
+    @property
+    def token_bindings(self) -> TokenBindings:
+        """The jti-to-client bindings used when ``auth.jti_replay`` is ``bind``."""
+        return self._get("token_bindings", lambda: TokenBindings(self.store))
 
     def close(self) -> None:
         """Close the services that hold connections."""

@@ -71,6 +71,17 @@ class Action(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
+class TokenUse(Base):
+    """The client a token's jti was first used from, kept until the token expires."""
+
+    __tablename__ = "token_uses"
+
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 hex of the client's address and User-Agent, never the raw values.
+    client: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class SyncState(Base):
     """The resume point of one sync job, for example the knowledge sync cursor."""
 

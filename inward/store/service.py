@@ -11,12 +11,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.errors import InwardError
-from inward.store.models import Action, Event, SyncState, utc_now
+from inward.store.models import Action, Event, SyncState, TokenUse, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +135,30 @@ def set_cursor(session: Session, *, name: str, cursor: Any) -> None:
     session.flush()
 
 
-def _insert_for(session: Session):
+def bind_token(session: Session, *, jti: str, client: str, expires_at: datetime) -> bool:
+    """Tie ``jti`` to ``client`` on its first use; return whether ``client`` is the bound one.
+
+    Like ``claim_action``, the insert skips on a conflict, so two first uses
+    at the same moment bind the jti to exactly one of the clients.
+    """
+    insert = _insert_for(session, TokenUse).values(jti=jti, client=client, expires_at=expires_at)
+    session.execute(insert.on_conflict_do_nothing(index_elements=["jti"]))
+    bound = session.scalars(select(TokenUse.client).where(TokenUse.jti == jti)).one()
+    return bound == client
+
+
+def purge_token_uses(session: Session, *, before: datetime) -> int:
+    """Delete the bindings of tokens that expired before ``before``; return how many."""
+    result = session.execute(delete(TokenUse).where(TokenUse.expires_at < before))
+    return result.rowcount or 0
+
+
+def _insert_for(session: Session, model: type = Action):
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(Action)
+        return postgresql.insert(model)
     if dialect == "sqlite":
-        return sqlite.insert(Action)
+        return sqlite.insert(model)
     raise StoreError(f"Unsupported database {dialect!r}; use SQLite or PostgreSQL.")
 
 

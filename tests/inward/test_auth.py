@@ -305,3 +305,84 @@ def test_minted_token_verifies(settings):
     assert claims["sub"] == "abel.tuter"
     assert claims["exp"] - claims["iat"] == 120
     assert claims["jti"]
+
+
+# jti replay protection (auth.jti_replay: bind)
+
+
+@pytest.fixture
+def binding_settings(tmp_path):
+    from inward.store import Store
+
+    settings = shell_settings(tmp_path, auth={"jti_replay": "bind"})
+    store = Store(settings.store.url)
+    store.upgrade()
+    store.close()
+    return settings
+
+
+def test_bound_token_reused_by_same_client(binding_settings, directory):
+    client = build_app(binding_settings, directory).test_client()
+    headers = {**bearer(make_token()), "User-Agent": "Chrome/131"}
+
+    first = client.get(WHOAMI, headers=headers)
+    second = client.get(WHOAMI, headers=headers)
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+
+
+def test_bound_token_rejected_from_other_client(binding_settings, directory):
+    client = build_app(binding_settings, directory).test_client()
+    token = make_token()
+    client.get(WHOAMI, headers={**bearer(token), "User-Agent": "Chrome/131"})
+
+    response = client.get(WHOAMI, headers={**bearer(token), "User-Agent": "curl/8.5"})
+
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "token_replayed"
+
+
+def test_bound_token_rejected_on_other_replica(binding_settings, directory):
+    """Two apps sharing one state store stand for two replicas behind a load balancer."""
+    token = make_token()
+    build_app(binding_settings, directory).test_client().get(
+        WHOAMI, headers={**bearer(token), "User-Agent": "Chrome/131"}
+    )
+
+    response = build_app(binding_settings, directory).test_client().get(
+        WHOAMI, headers={**bearer(token), "User-Agent": "curl/8.5"}
+    )
+
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "token_replayed"
+
+
+def test_binding_needs_jti(binding_settings, directory):
+    client = build_app(binding_settings, directory).test_client()
+
+    response = client.get(WHOAMI, headers=bearer(make_token(drop=("jti",))))
+
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "missing_claim"
+    assert "jti" in response.json["error"]["message"]
+
+
+def test_binding_off_by_default(client):
+    token = make_token(drop=("jti",))
+
+    first = client.get(WHOAMI, headers={**bearer(token), "User-Agent": "Chrome/131"})
+    second = client.get(WHOAMI, headers={**bearer(token), "User-Agent": "curl/8.5"})
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+
+
+def test_short_hs256_secret_logged(tmp_path, caplog):
+    settings = shell_settings(tmp_path, auth={"jwt_secret": "too-short"})
+
+    with caplog.at_level("WARNING", logger="inward.auth"):
+        TokenVerifier(settings.auth)
+
+    assert "at least 32 random bytes" in caplog.text
+    assert "too-short" not in caplog.text

@@ -14,10 +14,13 @@ from inward.store import (
     Event,
     Store,
     StoreError,
+    TokenUse,
+    bind_token,
     claim_action,
     complete_action,
     get_cursor,
     list_events,
+    purge_token_uses,
     record_event,
     set_cursor,
 )
@@ -65,7 +68,7 @@ def test_upgrade_creates_tables_from_empty(empty_store):
     empty_store.upgrade()
 
     tables = set(inspect(empty_store.engine).get_table_names())
-    assert {"events", "actions", "sync_state", "alembic_version"} <= tables
+    assert {"events", "actions", "sync_state", "token_uses", "alembic_version"} <= tables
     assert empty_store.current_revision() == empty_store.head_revision()
 
 
@@ -257,3 +260,31 @@ def test_cursor_with_unserializable_value_rejected(store):
     with pytest.raises(StoreError, match="cursor is not JSON-serializable"):
         with store.session() as session:
             set_cursor(session, name="knowledge", cursor={"bad": {1, 2}})
+
+
+def test_token_bound_to_first_client(store):
+    expires_at = datetime.now(timezone.utc) + timedelta(minutes=15)
+    with store.session() as session:
+        first = bind_token(session, jti="jti-1", client="a" * 64, expires_at=expires_at)
+    with store.session() as session:
+        same = bind_token(session, jti="jti-1", client="a" * 64, expires_at=expires_at)
+        other = bind_token(session, jti="jti-1", client="b" * 64, expires_at=expires_at)
+
+    assert first is True
+    assert same is True
+    assert other is False
+
+
+def test_expired_token_bindings_purged(store):
+    now = datetime.now(timezone.utc)
+    with store.session() as session:
+        bind_token(session, jti="old", client="a" * 64, expires_at=now - timedelta(minutes=1))
+        bind_token(session, jti="live", client="a" * 64, expires_at=now + timedelta(minutes=15))
+
+    with store.session() as session:
+        removed = purge_token_uses(session, before=now)
+    with store.session() as session:
+        remaining = session.scalars(select(TokenUse.jti)).all()
+
+    assert removed == 1
+    assert remaining == ["live"]
