@@ -60,6 +60,7 @@ def test_widget_attach_by_keyboard(browser, demo_sidecar, instance, artifacts):
     assert page.evaluate("document.activeElement.textContent") == "Attach"
     page.keyboard.press("Space")
     expect(page.locator("#status")).to_contain_text("is attached to the case")
+    assert page.evaluate("document.activeElement.textContent") == "Attached"
 
     first_sys_id = page.locator("#results .result").first.get_attribute("data-sys-id")
     links = instance.store.query("m2m_kb_task", f"task={case['sys_id']}")

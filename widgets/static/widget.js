@@ -235,7 +235,11 @@
     button.className = "button button-small";
     button.textContent = label;
     button.setAttribute("aria-label", accessibleLabel);
-    button.addEventListener("click", function () { onClick(button); });
+    button.addEventListener("click", function () {
+      if (!isDone(button)) {
+        onClick(button);
+      }
+    });
     return button;
   }
 
@@ -262,11 +266,17 @@
 
   // ---- Actions --------------------------------------------------------
 
+  // Mark a button as done without disabling it, because a disabled button
+  // loses keyboard focus and would drop the agent back to the top of the page.
   function markDone(button, label) {
     if (button) {
       button.textContent = label;
-      button.disabled = true;
+      button.setAttribute("aria-disabled", "true");
     }
+  }
+
+  function isDone(button) {
+    return button.getAttribute("aria-disabled") === "true";
   }
 
   function attach(result, note, button) {
@@ -345,6 +355,7 @@
         closeForm(elements.sendForm, elements.openSend);
       }).catch(function (error) {
         elements.sendConfirmButton.disabled = false;
+        elements.sendConfirmButton.focus();
         setStatus("");
         showError(error.message);
       });
@@ -412,7 +423,7 @@
     elements.sendSummary.value = "";
     elements.sendConfirm.hidden = true;
     elements.feedbackForm.reset();
-    elements.openAttach.disabled = false;
+    elements.openAttach.removeAttribute("aria-disabled");
     elements.openAttach.textContent = "Attach to case";
   }
 
@@ -446,7 +457,9 @@
   elements.searchInput.addEventListener("input", scheduleSearch);
   elements.previewClose.addEventListener("click", closePreview);
   elements.openAttach.addEventListener("click", function () {
-    toggleForm(elements.attachForm, elements.openAttach, elements.attachNote);
+    if (!isDone(elements.openAttach)) {
+      toggleForm(elements.attachForm, elements.openAttach, elements.attachNote);
+    }
   });
   elements.openSend.addEventListener("click", function () {
     toggleForm(elements.sendForm, elements.openSend, elements.sendSummary);
