@@ -132,6 +132,10 @@ class ServerSchema(SectionSchema):
     # Worker threads of the waitress server behind `inward serve`; each
     # handles one request at a time.
     threads = fields.Integer(load_default=8, validate=validate.Range(min=1, max=256))
+    # Reverse proxies in front of the sidecar whose X-Forwarded-For, -Proto
+    # and -Host headers are trusted. 0 trusts none, so a client cannot spoof
+    # its address by sending those headers itself.
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
 
 
 class TimeoutSchema(SectionSchema):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_settings
 from config.settings import Section
@@ -30,6 +31,9 @@ def create_app(settings: Section | None = None, *, services: Services | None = N
         services = Services(settings)
 
     app = Flask("inward")
+    hops = settings.server.trusted_proxies
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["INWARD_SETTINGS"] = settings
     app.extensions["inward"] = services

@@ -147,3 +147,34 @@ def test_create_app_builds_no_connections(settings):
     app = create_app(settings)
 
     assert app.extensions["inward"]._built == {}
+
+
+def client_address_route(app):
+    from flask import request
+
+    @app.get("/api/test/client")
+    def client_address():
+        return {"address": request.remote_addr, "scheme": request.scheme}
+
+
+def test_forwarded_headers_ignored_by_default(app):
+    client_address_route(app)
+
+    response = app.test_client().get(
+        "/api/test/client", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    )
+
+    assert response.json == {"address": "127.0.0.1", "scheme": "http"}
+
+
+def test_forwarded_headers_trusted_behind_proxy(tmp_path, directory):
+    from tests.inward.helpers import build_app, shell_settings
+
+    app = build_app(shell_settings(tmp_path, server={"trusted_proxies": 1}), directory)
+    client_address_route(app)
+
+    response = app.test_client().get(
+        "/api/test/client", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    )
+
+    assert response.json == {"address": "203.0.113.9", "scheme": "https"}
