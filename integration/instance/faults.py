@@ -43,6 +43,15 @@ class RateDecision:
     limited: bool = False
 
 
+def _describe(error: ValidationError, values: dict[str, Any]) -> str:
+    """Return "field: message (got value)" for each invalid fault setting."""
+    problems = []
+    for key, messages in error.normalized_messages().items():
+        text = " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+        problems.append(f"{key}: {text} (got {values.get(key)!r})")
+    return "; ".join(problems)
+
+
 class FaultController:
     """Holds the active fault settings and the counters they need; thread-safe."""
 
@@ -51,6 +60,7 @@ class FaultController:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._counts: dict[tuple[str, int], int] = {}
         self._apply(faults)
 
@@ -67,16 +77,20 @@ class FaultController:
         try:
             loaded = FaultSchema().load(values)
         except ValidationError as error:
-            problems = "; ".join(f"{key}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                                 f" (got {changes.get(key, values.get(key))!r})"
-                                 for key, msgs in error.normalized_messages().items())
-            raise ConfigError(f"Invalid instance fault settings: {problems}. "
-                              "See docs/instance.md for the fault knobs.") from None
+            raise ConfigError(
+                f"Invalid instance fault settings: {_describe(error, values)}. "
+                "See docs/instance.md for the fault knobs.",
+                errors={key: str(messages) for key, messages in error.normalized_messages().items()},
+            ) from None
         with self._lock:
             self._apply(loaded)
             self._counts.clear()
-        logger.info("Instance faults set: %s", {k: v for k, v in changes.items()})
+        logger.info("Instance faults set: %s", changes)
         return loaded
+
+    def release(self) -> None:
+        """Let a held write response go at once, because the server is stopping."""
+        self._stopping.set()
 
     @property
     def hibernating(self) -> bool:
@@ -136,8 +150,8 @@ class FaultController:
         return mode
 
     def hold_response(self) -> None:
-        """Sleep long enough that a client's read timeout expires first."""
-        self._sleep(self.faults.fail_after_write_delay_ms / 1000)
+        """Wait long enough that a client's read timeout expires first, or until release()."""
+        self._stopping.wait(self.faults.fail_after_write_delay_ms / 1000)
 
     def insert_denied(self, table: str) -> bool:
         return table in self.faults.deny_insert_tables

@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
     app.add_url_rule(TOKEN_PATH, view_func=oauth_token, methods=["POST"])
     app.before_request(before_request)
     app.after_request(after_request)
+    app.teardown_request(teardown_request)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(404, lambda error: handle_api_error(
         ApiError(404, "Requested URI does not represent any resource", request.path)))
@@ -74,6 +75,8 @@ def before_request() -> Response | None:
     g.started = time.monotonic()
     g.rate_headers = {}
     state = _state()
+    state.request_started()
+    g.counted = True
     if state.faults.hibernating:
         return Response(HIBERNATING_PAGE, status=200, mimetype="text/html")
     if request.path == TOKEN_PATH:
@@ -99,6 +102,11 @@ def after_request(response: Response) -> Response:
     elapsed = (time.monotonic() - g.get("started", time.monotonic())) * 1000
     logger.debug("%s %s -> %s (%.0f ms)", request.method, request.path, response.status_code, elapsed)
     return response
+
+
+def teardown_request(error: BaseException | None) -> None:
+    if g.pop("counted", False):
+        _state().request_finished()
 
 
 def authenticate() -> dict:

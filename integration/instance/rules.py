@@ -10,8 +10,8 @@ from integration.instance import catalog
 
 logger = logging.getLogger(__name__)
 
-# The default priority lookup: (impact, urgency) -> priority. 1/1 is Critical,
-# 3/3 is Planning; the platform's calculatePriority rule uses the same table.
+# The platform's default incident priority lookup, (impact, urgency) -> priority,
+# from 1/1 (1 - Critical) to 3/3 (5 - Planning).
 PRIORITY_MATRIX = {
     ("1", "1"): "1", ("1", "2"): "2", ("2", "1"): "2",
     ("1", "3"): "3", ("2", "2"): "3", ("3", "1"): "3",
@@ -65,11 +65,25 @@ def split_changes(table: str, values: Mapping[str, Any], *, keep_system: bool) -
     return changes, journal, password
 
 
+# States that close a record, so the platform's rules set active to false.
+INACTIVE_STATES = {"incident": {"7", "8"}, "sn_customerservice_case": {"3", "7"}}
+
+
 def derive_fields(class_name: str, record: dict[str, str], changes: Mapping[str, str], *,
                   inserting: bool) -> None:
-    """Recompute fields that depend on others, such as incident priority from impact and urgency."""
-    if not catalog.is_instance_of(class_name, "incident"):
-        return
+    """Recompute fields that depend on others: priority, incident_state, active and a user's name."""
+    if catalog.is_instance_of(class_name, "incident"):
+        _derive_incident(record, changes, inserting=inserting)
+    if "state" in changes and "active" not in changes:
+        for table, closed in INACTIVE_STATES.items():
+            if catalog.is_instance_of(class_name, table):
+                record["active"] = "false" if record["state"] in closed else "true"
+    if catalog.is_instance_of(class_name, "sys_user") and not record.get("name"):
+        full_name = f"{record.get('first_name', '')} {record.get('last_name', '')}".strip()
+        record["name"] = full_name
+
+
+def _derive_incident(record: dict[str, str], changes: Mapping[str, str], *, inserting: bool) -> None:
     urgency_changed = bool({"impact", "urgency"} & set(changes))
     if urgency_changed or (inserting and "priority" not in changes):
         key = (record.get("impact", ""), record.get("urgency", ""))

@@ -26,19 +26,36 @@ from integration.instance.storage import InstanceStore, QueryOptions
 logger = logging.getLogger(__name__)
 
 DATABASE_FILE = "instance.sqlite3"
+# How long stop() waits for requests already being handled.
+STOP_GRACE_SECONDS = 5.0
 DOUBLE_NOTICE = ("This is Inward's embedded Table API instance, a development and test double; "
                  "it is not a ServiceNow instance.")
 
 
 @dataclass
 class InstanceState:
-    """Everything the routes share: settings, store, fault controller and tokens."""
+    """Everything the routes share: settings, store, fault controller, tokens and open requests."""
 
     settings: Section
     store: InstanceStore
     faults: FaultController
     tokens: TokenRegistry
-    extra: dict[str, Any] = field(default_factory=dict)
+    in_flight: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def request_started(self) -> None:
+        with self.idle:
+            self.in_flight += 1
+
+    def request_finished(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled; return False if timeout seconds pass first."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.in_flight == 0, timeout)
 
 
 def open_store(settings: Section, data_dir: str | Path) -> InstanceStore:
@@ -121,10 +138,14 @@ class RunningInstance:
         self._state.tokens.expire_all()
 
     def stop(self) -> None:
-        """Stop serving, wait for the server thread and close the store."""
+        """Stop serving, let open requests finish, then close the store."""
+        self._state.faults.release()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        if not self._state.wait_idle(STOP_GRACE_SECONDS):
+            logger.warning("Instance on %s stopped with %d requests still open", self.url,
+                           self._state.in_flight)
         self.store.close()
         logger.info("Instance on %s stopped", self.url)
 

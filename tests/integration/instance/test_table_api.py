@@ -467,3 +467,22 @@ def test_store_and_http_writes_interleave_safely(instance):
     assert statuses == [201] * 10
     assert len(numbers) == 30
     assert len(set(numbers)) == 30
+
+
+@pytest.mark.parametrize("table, state, active", [
+    ("incident", "2", "true"), ("incident", "6", "true"), ("incident", "7", "false"),
+    ("incident", "8", "false"), ("sn_customerservice_case", "3", "false"),
+    ("sn_customerservice_case", "10", "true"),
+])
+def test_closing_state_clears_active(instance, http, table, state, active):
+    sys_id = instance.store.insert(table, {})["sys_id"]
+
+    response = http.patch(table_url(instance, table, sys_id), json={"state": state})
+
+    assert response.json()["result"]["active"] == active
+
+
+def test_user_name_defaults_to_first_and_last(instance):
+    user = instance.store.insert("sys_user", {"user_name": "abel", "first_name": "Abel", "last_name": "Tuter"})
+
+    assert user["name"] == "Abel Tuter"
