@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 ARTICLE_TAGS = set(nh3.ALLOWED_TAGS) - {"map", "area"}
 ARTICLE_URL_SCHEMES = {"http", "https", "mailto", "data"}
 LINK_SCHEMES = {"http", "https", "mailto"}
-DATA_IMAGE = re.compile(r"^data:image/(png|gif|jpeg|webp);base64,[A-Za-z0-9+/=\s]+$")
+# SVG is allowed because browsers render an SVG loaded by <img> without
+# running its scripts or fetching what it links to.
+DATA_IMAGE = re.compile(r"^data:image/(png|gif|jpeg|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]+$")
 
 
 def sanitize_snippet(html: str) -> str:

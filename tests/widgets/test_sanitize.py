@@ -17,7 +17,8 @@ PLATFORM = "https://acme.service-now.com"
     pytest.param('<a href="data:text/html;base64,PHNjcmlwdD4=">a</a>', "data:", id="data-link"),
     pytest.param('<img src="https://evil.example/x.png">', "evil.example", id="foreign-image"),
     pytest.param('<img src="//evil.example/x.png">', "evil.example", id="protocol-relative-image"),
-    pytest.param('<img src="data:image/svg+xml;base64,PHN2Zz4=">', "svg", id="svg-data-image"),
+    pytest.param('<img src="data:text/html;base64,PHNjcmlwdD4=">', "data:", id="html-data-image"),
+    pytest.param('<img src="data:image/png,not-base64<script>">', "data:", id="unencoded-data-image"),
     pytest.param('<iframe src="https://evil.example"></iframe>', "iframe", id="iframe"),
     pytest.param('<p style="position:fixed">a</p>', "position", id="inline-style"),
     pytest.param("<style>body{display:none}</style><p>a</p>", "display", id="style-element"),
@@ -30,6 +31,8 @@ def test_article_loses_unsafe_markup(html, removed):
 @pytest.mark.parametrize("html, kept", [
     pytest.param('<img src="data:image/png;base64,iVBORw0KGgo=" alt="x">', 'src="data:image/png;base64,iVBORw0KGgo="',
                  id="data-png"),
+    pytest.param('<img src="data:image/svg+xml;base64,PHN2Zz4=">', 'src="data:image/svg+xml;base64,PHN2Zz4="',
+                 id="data-svg"),
     pytest.param(f'<img src="{PLATFORM}/sys_attachment.do?sys_id=1">', f'src="{PLATFORM}/sys_attachment.do?sys_id=1"',
                  id="platform-image"),
     pytest.param('<img src="/sys_attachment.do?sys_id=1">', f'src="{PLATFORM}/sys_attachment.do?sys_id=1"',
