@@ -163,3 +163,20 @@ def test_store_unsupported_url_fails(tmp_path):
 
     assert result.returncode == 1
     assert "store.url uses 'mysql'" in result.stderr
+
+
+def test_wsgi_module_builds_app(tmp_path):
+    script = (
+        "import logging; from inward.wsgi import app; "
+        "logging.getLogger('probe').info('secret is %s', 'serve-test-secret-0123456789abcdef-01'); "
+        "print(app.name, sorted(app.extensions))"
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], env=environment(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "inward"
+    assert "'inward'" in result.stdout
+    assert "secret is ********" in result.stderr
+    assert SECRET not in result.stderr
