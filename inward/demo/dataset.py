@@ -307,7 +307,7 @@ def add_cases(data: DemoData, cases: list[dict], contacts: dict[str, dict]) -> N
             "account": ref("customer_account", contact["account"]),
             "assigned_to": ref("sys_user", case["assigned_to"]),
             "assignment_group": ref("sys_user_group", case["assignment_group"]),
-            "contact_type": case["contact_type"], "opened_at": opened,
+            "contact_type": case["contact_type"], "opened_at": opened, "sys_created_on": opened,
             "active": state not in INACTIVE_CASE_STATES,
         })
         add_journal(data, "sn_customerservice_case", case, opened, contacts)
@@ -330,6 +330,7 @@ def add_incidents(data: DemoData, incidents: list[dict]) -> None:
     """Add internal IT incidents, with the priority the platform derives."""
     for index, incident in enumerate(incidents):
         state = incident["state"]
+        opened = FIRST_INCIDENT_OPENED + timedelta(hours=9 * index)
         impact, urgency = incident["impact"], incident["urgency"]
         data.add("incident", incident["number"], {
             "number": incident["number"], "short_description": incident["short_description"],
@@ -339,7 +340,6 @@ def add_incidents(data: DemoData, incidents: list[dict]) -> None:
             "state": INCIDENT_STATES[state], "incident_state": INCIDENT_STATES[state],
             "assigned_to": ref("sys_user", incident.get("assigned_to")),
             "assignment_group": ref("sys_user_group", "it_service_desk"),
-            "contact_type": "self-service",
-            "opened_at": FIRST_INCIDENT_OPENED + timedelta(hours=9 * index),
+            "contact_type": "self-service", "opened_at": opened, "sys_created_on": opened,
             "active": state not in INACTIVE_INCIDENT_STATES,
         })

@@ -187,8 +187,9 @@ def start_stack(stack: DemoStack, settings: Any, folder: Path, agent: str) -> No
         stack.notes.append("Sidecar: not started, because inward.app.create_app is not available")
         print_summary(stack, settings, agent, sidecar_url=None, app=None)
         return
-    stack.scheduler = start_jobs(stack.services)
+    # Bind the port before starting the jobs, so a port in use fails fast.
     sidecar_url = serve(stack, app, settings)
+    stack.scheduler = start_jobs(stack.services)
     print_summary(stack, settings, agent, sidecar_url=sidecar_url, app=app)
 
 
@@ -257,13 +258,18 @@ def serve(stack: DemoStack, app: Any, settings: Any) -> str:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             return None
 
-    server = make_server(settings.server.host, settings.server.port, app, threaded=True,
-                         request_handler=QuietRequestHandler)
+    host, port = settings.server.host, settings.server.port
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    except SystemExit:
+        # Werkzeug prints why the port cannot be used and exits instead of raising.
+        raise InwardError(f"Cannot listen on {host}:{port}; pass --port with a free port, "
+                          "or 0 to pick one.") from None
     stack.server = server
     stack.server_thread = threading.Thread(target=server.serve_forever, name="inward-demo-sidecar",
                                            daemon=True)
     stack.server_thread.start()
-    url = f"http://{settings.server.host}:{server.server_port}"
+    url = f"http://{host}:{server.server_port}"
     logger.info("Inward demo sidecar serving on %s", url)
     return url
 

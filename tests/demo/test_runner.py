@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -142,6 +143,23 @@ def test_demo_reseeds_nothing_on_restart(tmp_path):
         outputs.append(next(line for line in banner if "Demo data:" in line))
     assert " 0 inserted" not in outputs[0]
     assert "0 inserted, 0 updated" in outputs[1]
+
+
+@pytest.mark.slow
+def test_demo_fails_cleanly_on_busy_port(tmp_path):
+    pytest.importorskip("inward.app", reason="inward.app.create_app is not available yet")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = [sys.executable, "-c", "from inward.cli import main; main()", "demo",
+                   "--port", str(port), "--instance-port", "0", "--data", str(tmp_path / "demo")]
+        result = subprocess.run(command, cwd=tmp_path, env=clean_environment(), text=True,
+                                capture_output=True, timeout=START_TIMEOUT)
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert re.search(r"Instance on http://127\.0\.0\.1:\d+ stopped", result.stderr)
+    assert "Inward demo stopped" in result.stderr
 
 
 def test_reset_refuses_a_folder_with_other_files(tmp_path):
