@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class Services:
-    """Lazily built platform client, state store, knowledge index, agent directory and token verifier."""
+    """Lazily built platform client, state store, knowledge index, agent directory, token verifier and token bindings."""
 
     def __init__(
         self,

@@ -113,13 +113,13 @@ def test_event_recorded_and_queried(store):
         record_event(session, kind="suggestion_shown", agent_sys_id="a2", case_sys_id="c2")
 
     with store.session() as session:
-        shown = list_events(session, kind="suggestion_shown", agent_sys_id="a1")
+        shown_to_a1 = list_events(session, kind="suggestion_shown", agent_sys_id="a1")
         for_case = list_events(session, case_sys_id="c1")
 
-    assert len(shown) == 1
-    assert shown[0].detail == {"query": "vpn", "scores": [1.5]}
-    assert shown[0].rank == 1
-    assert shown[0].case_table == "incident"
+    assert len(shown_to_a1) == 1
+    assert shown_to_a1[0].detail == {"query": "vpn", "scores": [1.5]}
+    assert shown_to_a1[0].rank == 1
+    assert shown_to_a1[0].case_table == "incident"
     assert [event.kind for event in for_case] == ["suggestion_shown", "article_attached"]
 
 
