@@ -301,7 +301,10 @@ def create_record(table: str) -> Response:
     if state.faults.insert_denied(table):
         raise ApiError(403, "Operation Failed", "ACL Exception Insert Failed due to security constraints")
     body = read_body(table)
-    record = state.store.insert(table, body, user_name=g.user["user_name"], keep_system=False)
+    try:
+        record = state.store.insert(table, body, user_name=g.user["user_name"], keep_system=False)
+    except storage.InvalidRecord as error:
+        raise ApiError(400, "Operation Failed", str(error)) from None
     location = f"{request.host_url}api/now/table/{table}/{record['sys_id']}"
     return write_response(table, record, 201, {"Location": location})
 
@@ -310,6 +313,7 @@ def update_record(table: str, sys_id: str) -> Response:
     """PUT or PATCH /table/{t}/{sys_id}: both change only the fields in the body."""
     state = _state()
     body = read_body(table)
+    body.pop("sys_id", None)
     try:
         record = state.store.update(table, sys_id, body, user_name=g.user["user_name"],
                                     keep_system=False)

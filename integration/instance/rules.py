@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import date, datetime, timezone
 from typing import Any
 
 from integration.instance import catalog
@@ -22,13 +23,19 @@ PRIORITY_MATRIX = {
 def to_text(value: Any) -> str:
     """Convert a written value to the string the Table API would store.
 
-    Booleans become "true"/"false", None becomes "", and a reference object
-    (``{"value": ..., "link": ...}``) becomes its value.
+    Booleans become "true"/"false", None becomes "", datetimes become UTC
+    ``YYYY-MM-DD HH:MM:SS`` (a naive one is taken as UTC), and a reference
+    object (``{"value": ..., "link": ...}``) becomes its value.
     """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime):
+        moment = value.astimezone(timezone.utc) if value.tzinfo else value
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, Mapping):
         return to_text(value.get("value", ""))
     if isinstance(value, (list, tuple)):
@@ -40,8 +47,8 @@ def split_changes(table: str, values: Mapping[str, Any], *, keep_system: bool) -
     """Split written values into column changes, journal entries and a password.
 
     Unknown fields are ignored, as the Table API ignores them. ``sys_*`` fields
-    are kept only when ``keep_system`` is true (direct store access and
-    imports), because the Table API does not let clients set them.
+    other than sys_id are kept only when ``keep_system`` is true (direct store
+    access and imports), because the Table API does not let clients set them.
     """
     known = catalog.fields_of(table)
     changes: dict[str, str] = {}
@@ -50,7 +57,9 @@ def split_changes(table: str, values: Mapping[str, Any], *, keep_system: bool) -
     ignored = []
     for name, value in values.items():
         field_def = known.get(name)
-        if field_def is None or (name.startswith("sys_") and not keep_system):
+        # A client may choose the sys_id of a new record, but no other sys_* field.
+        system_field = name.startswith("sys_") and name != "sys_id"
+        if field_def is None or (system_field and not keep_system):
             ignored.append(name)
         elif field_def.type == catalog.JOURNAL:
             text = to_text(value)

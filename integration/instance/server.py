@@ -90,9 +90,25 @@ def ensure_admin(store: InstanceStore, user_name: str, password: str) -> dict:
     return user
 
 
+class MethodOverride:
+    """WSGI middleware honouring ``X-HTTP-Method-Override`` on POST, as the platform does."""
+
+    ALLOWED = {"GET", "PUT", "PATCH", "DELETE", "HEAD"}
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
+        if environ.get("REQUEST_METHOD") == "POST" and override in self.ALLOWED:
+            environ["REQUEST_METHOD"] = override
+        return self.wsgi_app(environ, start_response)
+
+
 def create_app(state: InstanceState) -> Flask:
     """Build the Flask app serving the Table API over ``state``."""
     app = Flask(__name__)
+    app.wsgi_app = MethodOverride(app.wsgi_app)
     app.extensions["instance"] = state
     routes.init_app(app)
     return app

@@ -486,3 +486,37 @@ def test_user_name_defaults_to_first_and_last(instance):
     user = instance.store.insert("sys_user", {"user_name": "abel", "first_name": "Abel", "last_name": "Tuter"})
 
     assert user["name"] == "Abel Tuter"
+
+
+def test_method_override_header_turns_post_into_patch(instance, http):
+    sys_id = instance.store.insert("incident", {"category": "old"})["sys_id"]
+
+    response = http.post(table_url(instance, "incident", sys_id), json={"category": "new"},
+                         headers={"X-HTTP-Method-Override": "PATCH"})
+
+    assert response.status_code == 200
+    assert instance.store.get("incident", sys_id)["category"] == "new"
+
+
+def test_post_may_choose_the_sys_id(instance, http):
+    chosen = "f" * 32
+
+    created = http.post(table_url(instance, "incident"), json={"sys_id": chosen})
+    duplicate = http.post(table_url(instance, "incident"), json={"sys_id": chosen})
+    malformed = http.post(table_url(instance, "incident"), json={"sys_id": "short"})
+
+    assert created.json()["result"]["sys_id"] == chosen
+    assert duplicate.status_code == 400
+    assert chosen in duplicate.json()["error"]["detail"]
+    assert malformed.status_code == 400
+    assert "'short'" in malformed.json()["error"]["detail"]
+    assert len(instance.store.query("incident")) == 1
+
+
+def test_store_writes_datetimes_as_utc_text(instance):
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime(2026, 1, 2, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+    record = instance.store.insert("incident", {"opened_at": moment})
+
+    assert record["opened_at"] == "2026-01-02 08:00:00"
