@@ -262,8 +262,9 @@ def serve(stack: DemoStack, app: Any, settings: Any) -> str:
     try:
         server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     except SystemExit:
-        # Werkzeug prints why the port cannot be used and exits instead of raising.
-        raise InwardError(f"Cannot listen on {host}:{port}; pass --port with a free port, "
+        # Werkzeug 3.1 prints why the port cannot be used and calls sys.exit(1)
+        # instead of raising OSError.
+        raise InwardError(f"Cannot listen on {host}:{port}. Pass --port with a free port, "
                           "or 0 to pick one.") from None
     stack.server = server
     stack.server_thread = threading.Thread(target=server.serve_forever, name="inward-demo-sidecar",
