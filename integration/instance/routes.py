@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import socket
 import time
 from typing import Any
@@ -82,18 +83,26 @@ def before_request() -> Response | None:
     if request.path == TOKEN_PATH:
         return None
     g.user = authenticate()
-    decision = state.faults.check_rate(g.user["user_name"])
+    apply_faults(state, g.user["user_name"])
+    return None
+
+
+def apply_faults(state, user_name: str) -> None:
+    """Count the request against the rate limit, then fail or delay it if a fault says so."""
+    decision = state.faults.check_rate(user_name)
     g.rate_headers = decision.headers
     if decision.limited:
         limit = state.faults.faults.rate_limit_per_hour
+        logger.info("Rate limit of %d per hour reached by %s on %s", limit, user_name, request.path)
         raise ApiError(429, "Rate limit exceeded",
                        f"Rate limit of {limit} requests per hour for Table API exceeded",
                        decision.headers)
     status = state.faults.next_failure()
     if status is not None:
-        raise ApiError(status, "Injected failure", f"Fault injection returned status {status} for this request.")
+        logger.info("Injected status %d for %s %s", status, request.method, request.path)
+        raise ApiError(status, "Injected failure",
+                       f"Fault injection returned status {status} for this request.")
     state.faults.delay()
-    return None
 
 
 def after_request(response: Response) -> Response:
@@ -113,15 +122,16 @@ def authenticate() -> dict:
     """Return the sys_user behind the request's Basic or Bearer credentials, else raise 401."""
     state = _state()
     header = request.headers.get("Authorization", "")
-    user = None
     basic = auth.parse_basic(header)
     if basic is not None:
         user = state.store.authenticate(*basic)
+        who = basic[0]
     else:
         token = auth.parse_bearer(header)
-        user_name = state.tokens.user_for(token) if token else None
-        user = state.store.find_user(user_name) if user_name else None
+        who = state.tokens.user_for(token) if token else None
+        user = state.store.find_active_user(who) if who else None
     if user is None:
+        logger.info("Rejected %s %s: no valid credentials (user %r)", request.method, request.path, who)
         raise ApiError(401, "User Not Authenticated", "Required to provide Auth information",
                        {"WWW-Authenticate": 'BASIC realm="Service-now"'})
     return user
@@ -362,27 +372,39 @@ def stats(table: str) -> Response:
 def oauth_token() -> Response:
     """POST /oauth_token.do: the password and refresh_token grants, form-encoded."""
     state = _state()
-    settings = state.settings.instance
-    form = request.form
-    client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
-    basic = auth.parse_basic(request.headers.get("Authorization", ""))
-    if basic and not client_id:
-        client_id, client_secret = basic
-    if client_id != settings.oauth_client_id or client_secret != settings.oauth_client_secret.reveal():
+    client_id = authenticated_client()
+    if client_id is None:
+        logger.info("Rejected a token request: unknown OAuth client or wrong secret")
         return json_response({"error": "invalid_client", "error_description": "access_denied"}, 401)
-    grant_type = form.get("grant_type", "")
+    grant_type = request.form.get("grant_type", "")
     if grant_type == "password":
-        user = state.store.authenticate(form.get("username", ""), form.get("password", ""))
+        user = state.store.authenticate(request.form.get("username", ""), request.form.get("password", ""))
         if user is None:
+            logger.info("Rejected a password grant for user %r", request.form.get("username", ""))
             return json_response({"error": "server_error", "error_description": "access_denied"}, 401)
         grant = state.tokens.issue(user["user_name"], client_id)
         return json_response(state.tokens.response(grant, with_refresh=True))
     if grant_type == "refresh_token":
-        grant = state.tokens.refresh(form.get("refresh_token", ""), client_id)
+        grant = state.tokens.refresh(request.form.get("refresh_token", ""), client_id)
         if grant is None:
+            logger.info("Rejected a refresh grant: unknown or expired refresh token")
             return json_response({"error": "invalid_grant", "error_description": "access_denied"}, 401)
         return json_response(state.tokens.response(grant, with_refresh=False))
     return json_response({
         "error": "unsupported_grant_type",
         "error_description": f"grant_type {grant_type!r} is not supported; use password or refresh_token",
     }, 400)
+
+
+def authenticated_client() -> str | None:
+    """Return the OAuth client_id when its secret matches, from the form or from Basic auth."""
+    settings = _state().settings.instance
+    client_id = request.form.get("client_id", "")
+    client_secret = request.form.get("client_secret", "")
+    basic = auth.parse_basic(request.headers.get("Authorization", ""))
+    if basic and not client_secret:
+        client_id, client_secret = basic
+    expected_secret = settings.oauth_client_secret.reveal()
+    if client_id != settings.oauth_client_id or not secrets.compare_digest(client_secret.encode(), expected_secret.encode()):
+        return None
+    return client_id

@@ -347,14 +347,21 @@ class InstanceStore:
 
     def authenticate(self, user_name: str, password: str) -> dict | None:
         """Return the active, unlocked sys_user with these credentials, or None."""
-        user = self.find_user(user_name)
-        if user is None or user.get("active") != "true" or user.get("locked_out") == "true":
+        user = self.find_active_user(user_name)
+        if user is None:
             return None
         with self._lock:
             row = self._connection.execute(
                 "SELECT salt, digest FROM credentials WHERE user_sys_id = ?", (user["sys_id"],)
             ).fetchone()
         if row is None or not secrets.compare_digest(row[1], _digest(row[0], password)):
+            return None
+        return user
+
+    def find_active_user(self, user_name: str) -> dict | None:
+        """Return the user with that user_name if it is active and not locked out, else None."""
+        user = self.find_user(user_name)
+        if user is None or user.get("active") != "true" or user.get("locked_out") == "true":
             return None
         return user
 

@@ -126,3 +126,25 @@ def test_pysnow_oauth_client_refreshes_an_expired_token(instance, oauth_client):
     assert rows == []
     assert len(updated) == 1
     assert updated[0]["access_token"] != token["access_token"]
+
+
+def test_client_credentials_in_basic_auth(instance):
+    response = requests.post(f"{instance.url}/oauth_token.do", auth=(CLIENT_ID, CLIENT_SECRET), data={
+        "grant_type": "password", "username": instance.user, "password": instance.password,
+    })
+
+    assert response.status_code == 200
+    assert response.json()["access_token"]
+
+
+def test_non_ascii_client_secret_is_401(instance):
+    assert password_grant(instance, client_secret="s\u00e9cret").status_code == 401
+
+
+def test_bearer_of_deactivated_user_is_401(instance):
+    instance.store.insert("sys_user", {"user_name": "leaver", "user_password": "pw"})
+    token = password_grant(instance, username="leaver", password="pw").json()["access_token"]
+    leaver = instance.store.find_user("leaver")
+    instance.store.update("sys_user", leaver["sys_id"], {"active": "false"})
+
+    assert bearer_get(instance, token).status_code == 401
