@@ -286,6 +286,7 @@ class RankingSchema(SectionSchema):
 
     title_weight = fields.Float(load_default=3.0, validate=non_negative)
     meta_weight = fields.Float(load_default=2.0, validate=non_negative)
+    headings_weight = fields.Float(load_default=1.0, validate=non_negative)
     body_weight = fields.Float(load_default=1.0, validate=non_negative)
     # BM25 term-frequency saturation and length normalization, for every field.
     bm25_k1 = fields.Float(load_default=1.2, validate=non_negative)
@@ -360,9 +361,9 @@ def load_settings(
         path = environ[CONFIG_FILE_ENV]
     data: dict[str, Any] = _read_file(Path(path)) if path else {}
     _reject_secrets_in_file(data, path)
-    _merge(data, _read_environment(environ))
+    _merge_layer(data, _read_environment(environ), "the environment")
     if overrides:
-        _merge(data, _plain(overrides))
+        _merge_layer(data, _plain(overrides), "the overrides")
     _read_secret_files(data)
     try:
         return SettingsSchema().load(data)
@@ -417,6 +418,31 @@ def _reject_secrets_in_file(data: dict[str, Any], path: object) -> None:
                 f"set {env_name} or {dotted}_file instead.",
                 errors={dotted: "secret in settings file"},
             )
+
+
+def _merge_layer(target: dict[str, Any], layer: dict[str, Any], source: str) -> None:
+    """Merge a higher-priority layer, whose secret or ``<secret>_file`` replaces both lower ones.
+
+    Without this, a ``password_file`` from the YAML file would be read after
+    the merge and override ``INWARD_PLATFORM__PASSWORD``, so the file would
+    beat the environment.
+    """
+    for key_path in SECRET_PATHS:
+        section = _get_path(layer, key_path[:-1])
+        if not isinstance(section, dict):
+            continue
+        name, file_key = key_path[-1], key_path[-1] + "_file"
+        if name in section and file_key in section:
+            dotted = ".".join(key_path)
+            raise ConfigError(
+                f"{dotted} and {dotted}_file are both set in {source}; set only one of them.",
+                errors={dotted: "set twice"},
+            )
+        lower = _get_path(target, key_path[:-1])
+        if isinstance(lower, dict) and (name in section or file_key in section):
+            lower.pop(name, None)
+            lower.pop(file_key, None)
+    _merge(target, layer)
 
 
 def _read_secret_files(data: dict[str, Any]) -> None:

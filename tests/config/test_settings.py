@@ -274,3 +274,30 @@ def test_config_check_missing_file_exits_2(tmp_path):
 
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_environment_secret_wins_over_file_secret_file(tmp_path):
+    secret_file = write(tmp_path, "from-secret-file", name="password.txt")
+    path = write(tmp_path, f"platform:\n  password_file: {secret_file}\n")
+
+    settings = load_settings(path, environ={"INWARD_PLATFORM__PASSWORD": "from-environment"})
+
+    assert settings.platform.password.reveal() == "from-environment"
+
+
+def test_environment_secret_file_wins_over_file_one(tmp_path):
+    file_one = write(tmp_path, "first", name="one.txt")
+    file_two = write(tmp_path, "second", name="two.txt")
+    path = write(tmp_path, f"platform:\n  password_file: {file_one}\n")
+
+    settings = load_settings(path, environ={"INWARD_PLATFORM__PASSWORD_FILE": str(file_two)})
+
+    assert settings.platform.password.reveal() == "second"
+
+
+def test_secret_and_secret_file_together_rejected(tmp_path):
+    secret_file = write(tmp_path, "from-secret-file", name="jwt.txt")
+    environ = {"INWARD_AUTH__JWT_SECRET": "from-environment", "INWARD_AUTH__JWT_SECRET_FILE": str(secret_file)}
+
+    with pytest.raises(ConfigError, match="auth.jwt_secret and auth.jwt_secret_file are both set in the environment"):
+        load_settings(None, environ=environ)
