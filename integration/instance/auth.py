@@ -49,7 +49,8 @@ class TokenRegistry:
         now = self._clock()
         with self._lock:
             for grant in self._by_access.values():
-                if (grant.user_name, grant.client_id) == (user_name, client_id) and grant.expires_at > now:
+                same_owner = (grant.user_name, grant.client_id) == (user_name, client_id)
+                if same_owner and grant.expires_at > now:
                     return grant
             grant = Grant(user_name, client_id, secrets.token_urlsafe(32), secrets.token_urlsafe(32),
                           now + self.lifetime, now + REFRESH_LIFETIME)

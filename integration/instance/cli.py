@@ -10,7 +10,9 @@ from werkzeug.serving import make_server
 from config import ConfigError, load_settings
 from config.secrets import Secret
 from integration.instance import importer
-from integration.instance.server import DOUBLE_NOTICE, QuietRequestHandler, build_state, create_app, open_store
+from integration.instance.server import (
+    DOUBLE_NOTICE, QuietRequestHandler, build_state, create_app, open_store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ def import_command(ctx: click.Context, file: str, table: str, data_dir: str | No
         raise click.ClickException(f"{error} Nothing was imported.") from None
     finally:
         store.close()
-    click.echo(f"Imported {report.inserted} new and {report.updated} existing {table} records from {file}.")
+    click.echo(f"Imported {report.inserted} new and {report.updated} existing {table} records "
+               f"from {file}.")
     if report.ignored_fields:
-        click.echo(f"Ignored fields the {table} table does not have: {', '.join(sorted(report.ignored_fields))}")
+        ignored = ", ".join(sorted(report.ignored_fields))
+        click.echo(f"Ignored fields the {table} table does not have: {ignored}")

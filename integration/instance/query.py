@@ -233,7 +233,10 @@ class Evaluator:
                 logger.warning("Ignoring malformed %s value %r", operator, raw)
                 return False
         low, high = self.resolve(low_raw), self.resolve(high_raw)
-        inside = actual != "" and _compare(">=", actual, low, kind) and _compare("<=", actual, high, kind)
+        if actual == "":
+            # An empty date is in no range and, as with SQL NULL, not outside one either.
+            return False
+        inside = _compare(">=", actual, low, kind) and _compare("<=", actual, high, kind)
         return not inside if operator == "NOTON" else inside
 
     def _compare_fields(self, condition: Condition, record: dict, actual: str, kind: str) -> bool:

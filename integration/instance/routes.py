@@ -259,7 +259,8 @@ def table_record(table: str, sys_id: str) -> Response:
         record = state.store.get(table, sys_id)
         if record is None:
             raise_not_found()
-        return json_response({"result": render.Renderer(state.store, table, render_options()).render(record)})
+        renderer = render.Renderer(state.store, table, render_options())
+        return json_response({"result": renderer.render(record)})
     return update_record(table, sys_id)
 
 
@@ -309,7 +310,8 @@ def create_record(table: str) -> Response:
     """POST /table/{t}: insert one record and respond 201 with a Location header."""
     state = _state()
     if state.faults.insert_denied(table):
-        raise ApiError(403, "Operation Failed", "ACL Exception Insert Failed due to security constraints")
+        raise ApiError(403, "Operation Failed",
+                       "ACL Exception Insert Failed due to security constraints")
     body = read_body(table)
     try:
         record = state.store.insert(table, body, user_name=g.user["user_name"], keep_system=False)
@@ -337,12 +339,14 @@ def write_response(table: str, record: dict, status: int, headers: dict[str, str
     state = _state()
     mode = state.faults.take_write_failure()
     if mode == "drop":
-        logger.info("Dropping the response to %s %s after the write (fault)", request.method, request.path)
+        logger.info("Dropping the response to %s %s after the write (fault)",
+                    request.method, request.path)
         connection = request.environ.get("werkzeug.socket")
         if connection is not None:
             connection.shutdown(socket.SHUT_RDWR)
     elif mode == "delay":
-        logger.info("Holding the response to %s %s after the write (fault)", request.method, request.path)
+        logger.info("Holding the response to %s %s after the write (fault)",
+                    request.method, request.path)
         state.faults.hold_response()
     if request.headers.get("X-no-response-body", "").lower() == "true":
         return Response(status=status, headers=headers)
@@ -378,7 +382,8 @@ def oauth_token() -> Response:
         return json_response({"error": "invalid_client", "error_description": "access_denied"}, 401)
     grant_type = request.form.get("grant_type", "")
     if grant_type == "password":
-        user = state.store.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+        form = request.form
+        user = state.store.authenticate(form.get("username", ""), form.get("password", ""))
         if user is None:
             logger.info("Rejected a password grant for user %r", request.form.get("username", ""))
             return json_response({"error": "server_error", "error_description": "access_denied"}, 401)
@@ -392,7 +397,8 @@ def oauth_token() -> Response:
         return json_response(state.tokens.response(grant, with_refresh=False))
     return json_response({
         "error": "unsupported_grant_type",
-        "error_description": f"grant_type {grant_type!r} is not supported; use password or refresh_token",
+        "error_description": (f"grant_type {grant_type!r} is not supported; "
+                              "use password or refresh_token"),
     }, 400)
 
 
@@ -404,7 +410,6 @@ def authenticated_client() -> str | None:
     basic = auth.parse_basic(request.headers.get("Authorization", ""))
     if basic and not client_secret:
         client_id, client_secret = basic
-    expected_secret = settings.oauth_client_secret.reveal()
-    if client_id != settings.oauth_client_id or not secrets.compare_digest(client_secret.encode(), expected_secret.encode()):
-        return None
-    return client_id
+    expected_secret = settings.oauth_client_secret.reveal().encode()
+    secret_matches = secrets.compare_digest(client_secret.encode(), expected_secret)
+    return client_id if client_id == settings.oauth_client_id and secret_matches else None

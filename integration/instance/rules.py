@@ -43,7 +43,8 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-def split_changes(table: str, values: Mapping[str, Any], *, keep_system: bool) -> tuple[dict, dict, str | None]:
+def split_changes(table: str, values: Mapping[str, Any], *,
+                  keep_system: bool) -> tuple[dict, dict, str | None]:
     """Split written values into column changes, journal entries and a password.
 
     Unknown fields are ignored, as the Table API ignores them. ``sys_*`` fields
