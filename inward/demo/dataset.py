@@ -155,6 +155,7 @@ def load_demo_data(data_dir: Path = DATA_DIR) -> DemoData:
     contacts = {contact["key"]: contact for contact in people["contacts"]}
     add_cases(data, read_yaml(data_dir / "cases.yaml"), contacts)
     add_incidents(data, read_yaml(data_dir / "incidents.yaml"))
+    add_feedback(data, read_yaml(data_dir / "feedback.yaml"))
     logger.debug("Loaded %d demo records from %s", len(data.records), data_dir)
     return data
 
@@ -293,7 +294,7 @@ def inline_images(html: str, image_dir: Path) -> str:
 
 
 def add_cases(data: DemoData, cases: list[dict], contacts: dict[str, dict]) -> None:
-    """Add customer cases and their journal entries, opened at fixed times."""
+    """Add customer cases, their journal entries and attached articles, opened at fixed times."""
     for index, case in enumerate(cases):
         contact = contacts[case["contact"]]
         opened = FIRST_CASE_OPENED + timedelta(hours=7 * index)
@@ -311,6 +312,21 @@ def add_cases(data: DemoData, cases: list[dict], contacts: dict[str, dict]) -> N
             "active": state not in INACTIVE_CASE_STATES,
         })
         add_journal(data, "sn_customerservice_case", case, opened, contacts)
+        for number in case.get("attached_articles") or []:
+            data.add("m2m_kb_task", f"{case['number']}:{number}", {
+                "kb_knowledge": ref("kb_knowledge", number),
+                "task": ref("sn_customerservice_case", case["number"]),
+            })
+
+
+def add_feedback(data: DemoData, feedback: list[dict]) -> None:
+    """Add agents' helpful votes and star ratings of articles."""
+    for entry in feedback:
+        data.add("kb_feedback", f"{entry['article']}:{entry['user']}", {
+            "article": ref("kb_knowledge", entry["article"]), "user": ref("sys_user", entry["user"]),
+            "useful": entry["useful"], "rating": entry.get("rating", ""),
+            "comments": entry.get("comments", ""), "flagged": entry.get("flagged", False),
+        })
 
 
 def add_journal(data: DemoData, table: str, task: dict, opened: datetime,

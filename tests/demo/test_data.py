@@ -34,6 +34,8 @@ REQUIRED_FIELDS = {
     "incident": ["number", "short_description", "description", "caller_id", "category", "impact",
                  "urgency", "priority", "state", "assignment_group"],
     "sys_journal_field": ["element", "element_id", "name", "value", "sys_created_by", "sys_created_on"],
+    "m2m_kb_task": ["kb_knowledge", "task"],
+    "kb_feedback": ["article", "user", "useful", "flagged"],
 }
 
 MINIMUM_COUNTS = {
@@ -45,6 +47,8 @@ MINIMUM_COUNTS = {
     "customer_account": 2,
     "customer_contact": 5,
     "sys_journal_field": 5,
+    "m2m_kb_task": 10,
+    "kb_feedback": 10,
 }
 
 
@@ -287,3 +291,12 @@ def test_incident_priority_follows_impact_and_urgency(data):
     for incident in data.table("incident"):
         key = (incident.values["impact"], incident.values["urgency"])
         assert incident.values["priority"] == expected[key], incident.key
+
+
+def test_attached_and_rated_articles_are_published(data):
+    states = {article.sys_id: article.values["workflow_state"] for article in data.table("kb_knowledge")}
+    for link in data.table("m2m_kb_task"):
+        assert states[link.values["kb_knowledge"]] == "published", link.key
+    for feedback in data.table("kb_feedback"):
+        assert states[feedback.values["article"]] == "published", feedback.key
+        assert feedback.values["useful"] in {"yes", "no"}, feedback.key
