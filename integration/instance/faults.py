@@ -2,8 +2,8 @@
 
 Every fault is off unless ``instance.faults`` settings or
 ``RunningInstance.set_faults(...)`` turn it on. Random faults draw from a
-generator seeded with ``faults.seed``, so a test sees the same sequence on
-every run; ``fail_next`` gives a fully scripted sequence instead.
+generator seeded with ``faults.seed``, so a test gets the same sequence on
+every run. ``fail_next`` gives a fully scripted sequence instead.
 """
 
 from __future__ import annotations

@@ -2,13 +2,15 @@
 
 Accepted files:
 
-- Table API responses, ``{"result": [...]}``, read with any
-  ``sysparm_display_value``: an object with ``value`` gives that value, a
-  reference object with only ``display_value`` and ``link`` gives the sys_id
-  at the end of the link, a choice label (``"1 - Critical"``) becomes its
-  value when the catalog lists the choice, and any other string is kept as
-  it is (so a display-value export keeps a caller's name, not a sys_id);
+- Table API responses, ``{"result": [...]}``, made with any
+  ``sysparm_display_value``;
 - JSONv2 exports, ``{"records": [...]}``.
+
+Values are read as follows. An object with ``value`` gives that value. A
+reference object with only ``display_value`` and ``link`` gives the sys_id
+at the end of the link. A choice label (``"1 - Critical"``) becomes its
+value when the catalog lists the choice. Any other string is kept as it is,
+so a display-value export keeps a caller's name where it had no link.
 
 A file is imported in one transaction: a malformed file is rejected with the
 line, or the record index and field, at fault, and nothing is imported.
@@ -61,7 +63,7 @@ def read_records(path: str | Path) -> list[dict]:
         records = data.get("result", data.get("records"))
     if not isinstance(records, list):
         raise ImportFailed(
-            f'{path} must hold {{"result": [...]}} (Table API) or {{"records": [...]}} (JSONv2).'
+            f'{path} must contain {{"result": [...]}} (Table API) or {{"records": [...]}} (JSONv2).'
         )
     for index, record in enumerate(records):
         if not isinstance(record, dict):

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 # one is dropped like a term on an unknown field.
 UNSUPPORTED = ["IN_HIERARCHY", "DATEPART", "MORETHAN", "LESSTHAN", "VALCHANGES", "CHANGESFROM",
                "CHANGESTO"]
-# Longest first, so that NOT LIKE is not read as a field ending in "NOT ".
+# The first operator that matches wins, so an operator that starts with another
+# comes before it: ">=" before ">", INSTANCEOF and IN_HIERARCHY before IN.
 OPERATORS = [*UNSUPPORTED,
     "NOT LIKE", "NOTLIKE", "NOT IN", "ISNOTEMPTY", "ISEMPTY", "EMPTYSTRING", "ANYTHING",
     "STARTSWITH", "ENDSWITH", "BETWEEN", "NSAMEAS", "SAMEAS", "NOTON", "ON",

@@ -88,7 +88,7 @@ def before_request() -> Response | None:
 
 
 def apply_faults(state, user_name: str) -> None:
-    """Count the request against the rate limit, then fail or delay it if a fault says so."""
+    """Count the request against the rate limit, then fail or delay it when a fault is set."""
     decision = state.faults.check_rate(user_name)
     g.rate_headers = decision.headers
     if decision.limited:
