@@ -57,7 +57,7 @@ def _register_widgets(app: Flask) -> None:
 
 
 def _log_requests(app: Flask) -> None:
-    """Log one INFO line per request: method, path (never the query string), status, duration."""
+    """Log one INFO line per request: method, path (never the query string), status, duration, agent."""
 
     @app.before_request
     def start_timer() -> None:
@@ -67,7 +67,9 @@ def _log_requests(app: Flask) -> None:
     def log_request(response):
         started = g.get("request_started")
         elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-        logger.info("%s %s %s %.0f ms", request.method, request.path, response.status_code, elapsed_ms)
+        agent = g.get("agent")
+        user = f" ({agent.user_name})" if agent is not None else ""
+        logger.info("%s %s %s %.0f ms%s", request.method, request.path, response.status_code, elapsed_ms, user)
         return response
 
 

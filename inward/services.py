@@ -107,9 +107,9 @@ class Services:
         return self._get("token_bindings", lambda: TokenBindings(self.store))
 
     def close(self) -> None:
-        """Close the services that hold connections."""
+        """Close the platform client, the store and the index, where they were built."""
         with self._lock:
-            for name in ("platform", "store"):
+            for name in ("platform", "store", "index"):
                 service = self._built.pop(name, None)
                 if service is not None:
                     service.close()

@@ -34,6 +34,7 @@ class Store:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._head_revision: str | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -60,7 +61,10 @@ class Store:
 
     def head_revision(self) -> str | None:
         """Return the newest revision among the packaged migrations."""
-        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+        # The migrations ship with the package, so reading them once per process is enough.
+        if self._head_revision is None:
+            self._head_revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        return self._head_revision
 
     def ping(self) -> bool:
         """Return whether a trivial query on the database succeeds."""

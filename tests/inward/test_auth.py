@@ -386,3 +386,17 @@ def test_short_hs256_secret_logged(tmp_path, caplog):
 
     assert "at least 32 random bytes" in caplog.text
     assert "too-short" not in caplog.text
+
+
+def test_platform_down_during_lookup_gets_503(tmp_path):
+    from integration.errors import PlatformUnavailable
+
+    def unreachable(user_name):
+        raise PlatformUnavailable("The platform at https://acme.service-now.com timed out.", retryable=True)
+
+    client = build_app(shell_settings(tmp_path), unreachable).test_client()
+
+    response = client.get(WHOAMI, headers=bearer(make_token()))
+
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "platform_unavailable"

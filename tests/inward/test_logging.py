@@ -126,3 +126,13 @@ def test_short_secret_does_not_mask_words():
 
 def test_mask_text_masks_token_parameter():
     assert mask_text("GET /w?case=1&token=opaque123") == "GET /w?case=1&token=********"
+
+
+def test_request_line_names_agent(capture, directory):
+    settings, stream = capture("text")
+    client = build_app(settings, directory).test_client()
+
+    client.get("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {make_token()}"})
+
+    assert "GET /api/v1/auth/whoami 200" in stream.getvalue()
+    assert "(abel.tuter)" in stream.getvalue()
