@@ -202,6 +202,9 @@ class FaultSchema(SectionSchema):
     fail_after_write_delay_ms = fields.Integer(load_default=3000, validate=non_negative)
     # Tables where POST is refused with the platform's 403 ACL insert failure.
     deny_insert_tables = fields.List(fields.String(), load_default=list)
+    # Tables whose reads (GET list, GET by sys_id, stats) get 403
+    # "Insufficient rights to query records", as a table-level read ACL gives.
+    deny_read_tables = fields.List(fields.String(), load_default=list)
 
 
 class InstanceSchema(SectionSchema):

@@ -156,6 +156,9 @@ class FaultController:
     def insert_denied(self, table: str) -> bool:
         return table in self.faults.deny_insert_tables
 
+    def read_denied(self, table: str) -> bool:
+        return table in self.faults.deny_read_tables
+
     def trim_page(self, rows: list) -> list:
         """Drop a share of a page's rows, as ACL filtering after the limit does."""
         rate = self.faults.short_page_rate

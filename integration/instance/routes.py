@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import InternalServerError
 
 from integration.instance import auth, catalog, render, storage
 from integration.instance.faults import HIBERNATING_PAGE
@@ -59,10 +60,18 @@ def init_app(app: Flask) -> None:
     app.after_request(after_request)
     app.teardown_request(teardown_request)
     app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(500, handle_server_error)
     app.register_error_handler(404, lambda error: handle_api_error(
         ApiError(404, "Requested URI does not represent any resource", request.path)))
     app.register_error_handler(405, lambda error: handle_api_error(
         ApiError(405, "Method not Supported", f"{request.method} is not allowed on {request.path}")))
+
+
+def handle_server_error(error: InternalServerError) -> Response:
+    """Log an unexpected exception and return it in the Table API envelope."""
+    cause = error.original_exception or error
+    logger.error("Failed %s %s: %r", request.method, request.path, cause, exc_info=cause)
+    return json_response(render.error_body("Internal server error", str(cause)), 500)
 
 
 def handle_api_error(error: ApiError) -> Response:
@@ -186,6 +195,12 @@ def require_table(table: str) -> None:
         raise ApiError(400, f"Invalid table {table}", None)
 
 
+def require_read_access(table: str) -> None:
+    """Raise the platform's 403 when a deny_read_tables fault covers the table."""
+    if _state().faults.read_denied(table):
+        raise ApiError(403, "Insufficient rights to query records", None)
+
+
 def list_query_text() -> str:
     """Return sysparm_query, or the name=value pairs joined as a query when it is absent."""
     text = request.args.get("sysparm_query", "")
@@ -207,6 +222,7 @@ def table_collection(table: str) -> Response:
 
 def list_records(table: str) -> Response:
     """GET /table/{t}: query, order, page and render."""
+    require_read_access(table)
     state = _state()
     options = render_options()
     limit = positive_integer("sysparm_limit", DEFAULT_LIMIT, allow_zero=False)
@@ -256,6 +272,7 @@ def table_record(table: str, sys_id: str) -> Response:
             raise_not_found()
         return Response(status=204)
     if request.method == "GET":
+        require_read_access(table)
         record = state.store.get(table, sys_id)
         if record is None:
             raise_not_found()
@@ -359,6 +376,7 @@ def write_response(table: str, record: dict, status: int, headers: dict[str, str
 def stats(table: str) -> Response:
     """GET /api/now/stats/{t}: count and simple aggregates, optionally grouped."""
     require_table(table)
+    require_read_access(table)
     state = _state()
     parsed = state.store.parse_query(table, request.args.get("sysparm_query", ""))
     rows = state.store.select(table, parsed, user_sys_id=g.user["sys_id"],

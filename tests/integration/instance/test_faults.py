@@ -159,3 +159,17 @@ def test_latency_applies_to_every_request_by_default():
         controller.delay()
 
     assert slept == [0.1, 0.1, 0.1]
+
+
+def test_read_denied_by_acl(instance, http):
+    record = instance.store.insert("kb_knowledge", {})
+    instance.set_faults(deny_read_tables=["kb_knowledge"])
+
+    listed = http.get(table_url(instance, "kb_knowledge"))
+    single = http.get(table_url(instance, "kb_knowledge", record["sys_id"]))
+    other = http.get(table_url(instance, "incident"))
+
+    assert listed.status_code == 403
+    assert listed.json()["error"]["message"] == "Insufficient rights to query records"
+    assert single.status_code == 403
+    assert other.status_code == 200

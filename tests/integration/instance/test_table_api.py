@@ -520,3 +520,16 @@ def test_store_writes_datetimes_as_utc_text(instance):
     record = instance.store.insert("incident", {"opened_at": moment})
 
     assert record["opened_at"] == "2026-01-02 08:00:00"
+
+
+def test_unexpected_error_is_500_envelope(instance, http, monkeypatch):
+    def broken_select(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(instance.store, "select", broken_select)
+
+    response = http.get(table_url(instance, "incident"))
+
+    assert response.status_code == 500
+    assert response.json()["status"] == "failure"
+    assert "disk on fire" in response.json()["error"]["detail"]
