@@ -288,3 +288,16 @@ def test_expired_token_bindings_purged(store):
 
     assert removed == 1
     assert remaining == ["live"]
+
+
+def test_migrations_match_models(store):
+    """The migrated schema and the SQLAlchemy models describe the same tables."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from inward.store.models import Base
+
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    assert differences == []
