@@ -301,3 +301,15 @@ def test_migrations_match_models(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
 
     assert differences == []
+
+
+def test_downgrade_to_base_drops_tables(store):
+    from alembic import command
+
+    from inward.store import alembic_config
+
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(connection=connection), "base")
+
+    assert store.current_revision() is None
+    assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
