@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from config.errors import ConfigError, InwardError
@@ -64,18 +67,59 @@ def _status_for(error: InwardError) -> int:
     return 502 if module.startswith("integration") else 500
 
 
+class RepeatLimiter:
+    """Allow at most ``limit`` log lines per key in each ``window`` seconds and count the rest.
+
+    A widget retrying with an expired token, or a scanner, would otherwise
+    write one line per request.
+    """
+
+    def __init__(self, *, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """Count one event for ``key``; return whether to log it and how many the last window suppressed."""
+        now = self._clock()
+        with self._lock:
+            started, count = self._windows.get(key, (now, 0))
+            suppressed = 0
+            if now - started >= self._window:
+                suppressed = max(0, count - self._limit)
+                started, count = now, 0
+            count += 1
+            self._windows[key] = (started, count)
+        return count <= self._limit, suppressed
+
+
+# Rejections logged per error code and minute; the rest are counted in one summary line.
+REJECTION_LOG_LIMIT = 20
+
+
 def handle_auth_error(error: AuthError) -> Response:
     """Return the 401/403 JSON error; a 401 also carries the RFC 6750 challenge."""
+    _log_rejection(error)
+    response = error_response(error.status, error.code, error.message)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.code}"'
+    return response
+
+
+def _log_rejection(error: AuthError) -> None:
+    allowed, suppressed = current_app.extensions["inward_rejection_log"].allow(error.code)
+    if suppressed:
+        logger.warning("Suppressed %d more rejected requests with code %s in the last minute", suppressed, error.code)
+    if not allowed:
+        return
     # A replayed token may be a stolen one, so it is logged louder than an expired one.
     level = logging.WARNING if error.code == "token_replayed" else logging.INFO
     logger.log(
         level, "Rejected %s %s: %s (user %s)",
         request.method, request.path, error.code, error.context.get("user_name", "unknown"),
     )
-    response = error_response(error.status, error.code, error.message)
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.code}"'
-    return response
 
 
 def handle_inward_error(error: InwardError) -> Response:
@@ -115,6 +159,7 @@ def handle_unexpected_error(error: Exception) -> Response | HTTPException:
 
 def register_error_handlers(app: Flask) -> None:
     """Register the JSON error handlers on ``app``."""
+    app.extensions["inward_rejection_log"] = RepeatLimiter(limit=REJECTION_LOG_LIMIT, window=60.0)
     app.register_error_handler(AuthError, handle_auth_error)
     app.register_error_handler(InwardError, handle_inward_error)
     app.register_error_handler(HTTPException, handle_http_error)

@@ -136,3 +136,31 @@ def test_request_line_names_agent(capture, directory):
 
     assert "GET /api/v1/auth/whoami 200" in stream.getvalue()
     assert "(abel.tuter)" in stream.getvalue()
+
+
+def test_repeat_limiter_counts_suppressed_lines():
+    from inward.http_errors import RepeatLimiter
+
+    clock = [0.0]
+    limiter = RepeatLimiter(limit=2, window=60, clock=lambda: clock[0])
+
+    first_window = [limiter.allow("token_expired") for _ in range(5)]
+    other_code = limiter.allow("bad_signature")
+    clock[0] = 61.0
+    next_window = limiter.allow("token_expired")
+
+    assert first_window == [(True, 0), (True, 0), (False, 0), (False, 0), (False, 0)]
+    assert other_code == (True, 0)
+    assert next_window == (True, 3)
+
+
+def test_rejection_flood_logged_once_per_limit(capture, directory):
+    from inward.http_errors import REJECTION_LOG_LIMIT
+
+    settings, stream = capture("text")
+    client = build_app(settings, directory).test_client()
+
+    for _ in range(REJECTION_LOG_LIMIT + 5):
+        client.get("/api/v1/auth/whoami")
+
+    assert stream.getvalue().count("Rejected GET /api/v1/auth/whoami: missing_token") == REJECTION_LOG_LIMIT
