@@ -26,7 +26,6 @@ HTML = "html"
 PASSWORD = "password2"
 
 INTEGER_TYPES = {INTEGER, DECIMAL}
-DATE_TYPES = {DATETIME, DATE}
 
 
 @dataclass(frozen=True)
