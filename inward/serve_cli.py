@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
     services = Services(settings)
     scheduler = None
     try:
-        _check_start_up(services, migrate=migrate)
+        _check_start_up(services, host=host, migrate=migrate)
         app = create_app(settings, services=services)
         scheduler = start_jobs(services)
         # waitress stops on KeyboardInterrupt; SIGTERM (from a service manager) is turned into one.
@@ -92,9 +93,12 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _check_start_up(services, *, migrate: bool) -> None:
-    """Fail before listening when auth cannot work or the store is behind its migrations."""
+def _check_start_up(services, *, host: str, migrate: bool) -> None:
+    """Fail before listening when dev mode is exposed, auth cannot work or the store is not ready."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
+        _check_dev_mode(services.settings, host)
         services.verifier
         if migrate:
             services.store.upgrade()
@@ -102,6 +106,28 @@ def _check_start_up(services, *, migrate: bool) -> None:
             _require_migrated(services.store)
     except InwardError as error:
         raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"State store at {services.store.display_url} failed: {error}") from None
+
+
+def _check_dev_mode(settings, host: str) -> None:
+    """Reject dev mode on an address other machines can reach.
+
+    In dev mode the workspace preview page mints a token for any user it is
+    asked for, so anyone who could reach the server could act as any agent.
+    """
+    if not settings.server.dev_mode or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"server.dev_mode is on but the server would listen on {host}, which other machines can reach; "
+            "listen on 127.0.0.1 (INWARD_SERVER__HOST) or turn dev_mode off.",
+            field="server.dev_mode",
+        )
 
 
 def _require_migrated(store) -> None:

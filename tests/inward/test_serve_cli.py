@@ -180,3 +180,27 @@ def test_wsgi_module_builds_app(tmp_path):
     assert "'inward'" in result.stdout
     assert "secret is ********" in result.stderr
     assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "sidecar.example.com"])
+def test_serve_rejects_dev_mode_off_loopback(tmp_path, host):
+    # The check runs before binding, so no address other than loopback is ever opened.
+    result = subprocess.run(
+        [INWARD, "serve", "--host", host, "--port", str(free_port())],
+        env=environment(tmp_path, INWARD_SERVER__DEV_MODE="true"), capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "server.dev_mode is on" in result.stderr
+    assert host in result.stderr
+
+
+def test_serve_unreachable_store_fails_cleanly(tmp_path):
+    env = environment(tmp_path, INWARD_STORE__URL="postgresql+psycopg://postgres@127.0.0.1:1/inward?connect_timeout=2")
+
+    result = subprocess.run([INWARD, "serve", "--port", str(free_port())], env=env,
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "State store at postgresql+psycopg://postgres@127.0.0.1:1/inward" in result.stderr
+    assert "Traceback" not in result.stderr
