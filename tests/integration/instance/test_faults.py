@@ -10,7 +10,6 @@ import requests
 from config.errors import ConfigError
 from config.settings import settings_for_tests
 from integration.instance.faults import FaultController
-from integration.instance.server import start_instance
 from tests.integration.instance.conftest import table_url
 
 
@@ -130,11 +129,11 @@ def test_bad_fault_setting_is_rejected(instance, changes, named):
     assert named in str(raised.value)
 
 
-def test_faults_from_settings(tmp_path):
-    settings = settings_for_tests(instance={"faults": {"fail_next": [502]}})
-    with start_instance(settings, data_dir=tmp_path / "faulty", port=0) as faulty:
-        auth = (faulty.user, faulty.password)
-        codes = [requests.get(table_url(faulty, "incident"), auth=auth).status_code for _ in range(2)]
+def test_faults_from_settings(make_instance):
+    faulty = make_instance(instance={"faults": {"fail_next": [502]}})
+    auth = (faulty.user, faulty.password)
+
+    codes = [requests.get(table_url(faulty, "incident"), auth=auth).status_code for _ in range(2)]
 
     assert codes == [502, 200]
 

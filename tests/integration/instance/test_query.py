@@ -134,26 +134,24 @@ def test_invalid_field_term_is_dropped(seeded, seeded_http):
     assert matching(seeded, seeded_http, "category=network^numbr=INC0000001") == ["A"]
 
 
-def test_invalid_field_returns_no_rows_when_switched_on(tmp_path, http):
-    settings = settings_for_tests(instance={"invalid_query_returns_no_rows": True})
-    with start_instance(settings, data_dir=tmp_path / "strict", port=0) as strict:
-        strict.store.insert("incident", {"category": "network"})
-        url = table_url(strict, "incident")
+def test_invalid_field_returns_no_rows_when_switched_on(make_instance, http):
+    strict = make_instance(instance={"invalid_query_returns_no_rows": True})
+    strict.store.insert("incident", {"category": "network"})
+    url = table_url(strict, "incident")
 
-        invalid = http.get(url, params={"sysparm_query": "category=network^numbr=1"})
-        valid = http.get(url, params={"sysparm_query": "category=network"})
+    invalid = http.get(url, params={"sysparm_query": "category=network^numbr=1"})
+    valid = http.get(url, params={"sysparm_query": "category=network"})
 
     assert invalid.json()["result"] == []
     assert len(valid.json()["result"]) == 1
 
 
-def test_case_sensitive_like_when_switched_off(tmp_path, http):
-    settings = settings_for_tests(instance={"case_insensitive": False})
-    with start_instance(settings, data_dir=tmp_path / "exact", port=0) as exact:
-        exact.store.insert("incident", {"short_description": "VPN down"})
+def test_case_sensitive_like_when_switched_off(make_instance):
+    exact = make_instance(instance={"case_insensitive": False})
+    exact.store.insert("incident", {"short_description": "VPN down"})
 
-        lower = exact.store.query("incident", "short_descriptionLIKEvpn")
-        upper = exact.store.query("incident", "short_descriptionLIKEVPN")
+    lower = exact.store.query("incident", "short_descriptionLIKEvpn")
+    upper = exact.store.query("incident", "short_descriptionLIKEVPN")
 
     assert lower == []
     assert len(upper) == 1
