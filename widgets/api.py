@@ -51,7 +51,7 @@ def suggestions():
     if query_text.strip():
         hits = _search(query_text, limit=limit + len(dismissed), explain=explain)
     hits = [hit for hit in hits if hit.sys_id not in dismissed][:limit]
-    results = _present_hits(hits, explain=explain)
+    results = _present_hits(hits, explain=explain, attached=attached_articles(case))
     actions.record_impressions(services.store, agent=g.agent, case=case, hits=results,
                                detail={"source": "suggestions"})
     body = {"case": _present_case(case), "results": results, "count": len(results)}
@@ -69,7 +69,7 @@ def search():
     explain = _check_explain(params["explain"])
     case = load_case(params["table"], params["sys_id"]) if "table" in params else None
     hits = _search(params["q"], limit=params["limit"] or DEFAULT_SEARCH_LIMIT, explain=explain)
-    results = _present_hits(hits, explain=explain)
+    results = _present_hits(hits, explain=explain, attached=attached_articles(case) if case else set())
     actions.record_impressions(_services().store, agent=g.agent, case=case, hits=results,
                                detail={"source": "search", "query": params["q"]})
     body = {"query": params["q"], "results": results, "count": len(results)}
@@ -324,7 +324,16 @@ def _visible_count() -> int:
     return _services().index.count(filter=_visibility().filter_for(g.agent))
 
 
-def _present_hits(hits: list, *, explain: bool) -> list[dict]:
+def attached_articles(case: Any) -> set[str]:
+    """Return the sys_ids of the articles already linked to the case in ``m2m_kb_task``."""
+    from integration.queries import Query
+
+    query = Query().equals("task", case.sys_id)
+    rows = _services().platform.records.list("m2m_kb_task", query, fields=["kb_knowledge"])
+    return {row["kb_knowledge"] for row in rows if row.get("kb_knowledge")}
+
+
+def _present_hits(hits: list, *, explain: bool, attached: set[str]) -> list[dict]:
     platform_url = _services().settings.platform.url
     results = []
     for rank, hit in enumerate(hits, start=1):
@@ -338,6 +347,7 @@ def _present_hits(hits: list, *, explain: bool) -> list[dict]:
             "url": actions.article_link(platform_url, hit.sys_id),
             "updated_on": _iso(hit.updated_on),
             "rank": rank,
+            "attached": hit.sys_id in attached,
         }
         if explain:
             result["explain"] = hit.explain

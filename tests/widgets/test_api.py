@@ -213,6 +213,17 @@ def test_attach_twice_creates_one_link(client, seeded, auth, instance, services)
     assert len(instance.store.query("kb_use", f"article={sys_id}")) == 1
 
 
+def test_suggestions_mark_attached_articles(client, seeded, auth):
+    sys_id = seeded.articles["reset"]["sys_id"]
+    client.post(f"/api/v1/articles/{sys_id}/attach", json=case_body(seeded), headers=auth())
+    response = client.get(SUGGESTIONS, query_string=case_params(seeded), headers=auth())
+
+    flags = {result["sys_id"]: result["attached"] for result in response.get_json()["results"]}
+    assert flags.pop(sys_id) is True
+    assert flags
+    assert not any(flags.values())
+
+
 def test_attach_with_work_note_posts_note_once(client, seeded, auth, instance):
     sys_id = seeded.articles["unlock"]["sys_id"]
     body = case_body(seeded, work_note="Walked the customer through the unlock.")

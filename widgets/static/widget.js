@@ -219,9 +219,14 @@
 
     var actions = document.createElement("div");
     actions.className = "row";
-    actions.appendChild(quickButton("Attach", "Attach " + result.number + " to the case", function (button) {
+    var attachButton = quickButton("Attach", "Attach " + result.number + " to the case", function (button) {
       attach(result, "", button);
-    }));
+    });
+    attachButton.classList.add("attach-button");
+    if (result.attached) {
+      markDone(attachButton, "Attached");
+    }
+    actions.appendChild(attachButton);
     actions.appendChild(quickButton("Not relevant", "Hide " + result.number + " for this case", function (button) {
       dismiss(result, button);
     }));
@@ -287,7 +292,9 @@
       payload.work_note = note;
     }
     return callApi("POST", "/articles/" + result.sys_id + "/attach", payload).then(function (body) {
+      result.attached = true;
       markDone(button, "Attached");
+      markDone(elements.results.querySelector('[data-sys-id="' + result.sys_id + '"] .attach-button'), "Attached");
       setStatus(body.repeated ? result.number + " was already attached to the case."
         : result.number + " is attached to the case.");
     }).catch(function (error) {
@@ -395,6 +402,9 @@
       elements.previewLink.href = article.url;
       elements.previewBody.innerHTML = article.html;
       resetPreviewForms();
+      if (result.attached) {
+        markDone(elements.openAttach, "Attached");
+      }
       elements.listView.hidden = true;
       elements.preview.hidden = false;
       elements.previewTitle.focus();
