@@ -53,6 +53,7 @@ def test_widget_attach_by_keyboard(browser, demo_sidecar, instance, artifacts):
     assert page.locator("#preview-title").inner_text() == first_title
     assert page.locator("#preview-body script").count() == 0
     assert horizontal_overflow(page) <= 0
+    page.screenshot(path=str(artifacts / "suggestions-widget-preview.png"), full_page=True)
 
     # Escape closes the preview and returns focus to the title.
     page.keyboard.press("Escape")
