@@ -301,3 +301,51 @@ def test_secret_and_secret_file_together_rejected(tmp_path):
 
     with pytest.raises(ConfigError, match="auth.jwt_secret and auth.jwt_secret_file are both set in the environment"):
         load_settings(None, environ=environ)
+
+
+# docs/configuration.md must stay a complete reference.
+
+
+def schema_key_paths(schema, prefix=""):
+    from marshmallow import fields
+
+    paths = set()
+    for name, field in schema.fields.items():
+        if isinstance(field, fields.Nested):
+            paths |= schema_key_paths(field.schema, f"{prefix}{name}.")
+        else:
+            paths.add(prefix + name)
+    return paths
+
+
+def documented_key_paths():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    paths, section = set(), None
+    for line in text.splitlines():
+        heading = re.match(r"^#{2,3} ([a-z0-9_.]+)$", line)
+        if heading:
+            section = heading.group(1)
+            continue
+        row = re.match(r"^\| `([a-z0-9_.]+)` \|", line)
+        if row and section:
+            paths.add(f"{section}.{row.group(1)}")
+    return paths
+
+
+def test_reference_documents_every_key():
+    from config.settings import SettingsSchema
+
+    missing = schema_key_paths(SettingsSchema()) - documented_key_paths()
+
+    assert missing == set(), "add these keys to docs/configuration.md"
+
+
+def test_reference_documents_no_stale_key():
+    from config.settings import SettingsSchema
+
+    stale = documented_key_paths() - schema_key_paths(SettingsSchema())
+
+    assert stale == set(), "remove these keys from docs/configuration.md"
