@@ -309,6 +309,9 @@ class RankingSchema(SectionSchema):
     prior_cap = fields.Float(load_default=1.2, validate=validate.Range(min=1.0))
     # Text matches re-scored with priors before the top `limit` are returned.
     candidates = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10000))
+    # Weight of the words of answer-format sentences after a question
+    # ("Answer with the full name of the manager."), format words removed.
+    instruction_weight = fields.Float(load_default=1.0, validate=non_negative)
     # Weight of a case's description and latest comment terms, relative to
     # its short description (1.0).
     description_weight = fields.Float(load_default=0.5, validate=non_negative)

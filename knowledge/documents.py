@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from knowledge.text import Passage, html_to_text, split_passages
+from knowledge.text import Passage, html_blocks, passages_from_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,20 @@ class ArticleDoc:
     helpful_ratio: float | None = None
     attach_count: int = 0
     passages: list[Passage] = field(default_factory=list)
+    # The article's section headings, one per line; indexed as their own field
+    # because a heading names the topic of the text below it.
+    headings: str = ""
 
     @classmethod
     def from_html(cls, *, sys_id: str, title: str, html: str, **values: Any) -> "ArticleDoc":
         """Build a document from article HTML, deriving the body text and the passages."""
+        blocks = html_blocks(html)
         return cls(
             sys_id=sys_id,
             title=title,
-            body=html_to_text(html),
-            passages=split_passages(title, html),
+            body="\n".join(block.text for block in blocks),
+            headings="\n".join(block.text for block in blocks if block.kind == "heading"),
+            passages=passages_from_blocks(title, blocks),
             **values,
         )
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from knowledge.datasets import LabelledArticle, LabelledQuery
 from knowledge.documents import ArticleDoc
 from knowledge.index import KnowledgeIndex
-from knowledge.text import html_to_text, split_passages
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +104,12 @@ def summarize(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
 
 def article_doc(article: LabelledArticle) -> ArticleDoc:
     """Build the index document for a labelled article (HTML or plain text)."""
-    if article.html is not None:
-        return ArticleDoc.from_html(sys_id=article.id, title=article.title, html=article.html,
-                                    kb_sys_id=article.knowledge_base)
-    paragraphs = "".join(f"<p>{_escape(line)}</p>" for line in article.text.splitlines() if line.strip())
-    return ArticleDoc(
-        sys_id=article.id,
-        title=article.title,
-        body=html_to_text(paragraphs),
-        kb_sys_id=article.knowledge_base,
-        passages=split_passages(article.title, paragraphs),
-    )
+    html = article.html
+    if html is None:
+        # Plain text: each line is a paragraph.
+        html = "".join(f"<p>{_escape(line)}</p>" for line in (article.text or "").splitlines() if line.strip())
+    return ArticleDoc.from_html(sys_id=article.id, title=article.title, html=html,
+                                kb_sys_id=article.knowledge_base)
 
 
 def evaluate_index(

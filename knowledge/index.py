@@ -49,7 +49,7 @@ from knowledge.text import Passage, build_analyzer
 logger = logging.getLogger(__name__)
 
 # Bump when the fields below change, so existing indexes are rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ANYONE = "__anyone__"
 POINTER_FILE = "current"
 SNIPPET_CHARS = 240
@@ -63,6 +63,7 @@ def build_schema(analyzer_name: str) -> wf.Schema:
         number=wf.ID(stored=True),
         title=wf.TEXT(stored=True, analyzer=analyzer),
         meta=wf.TEXT(stored=True, analyzer=analyzer),
+        headings=wf.TEXT(analyzer=analyzer),
         body=wf.TEXT(stored=True, analyzer=analyzer),
         kb=wf.ID(stored=True),
         kb_title=wf.STORED(),
@@ -119,6 +120,7 @@ def to_fields(doc: ArticleDoc) -> dict[str, Any]:
         "number": doc.number,
         "title": doc.title,
         "meta": doc.meta,
+        "headings": doc.headings,
         "body": doc.body,
         "kb": doc.kb_sys_id,
         "kb_title": doc.kb_title,
@@ -360,7 +362,8 @@ class KnowledgeIndex:
         matching, so hidden articles are never scored, counted or highlighted.
         ``boosts`` maps extra words to term weights (see ``query_terms``).
         """
-        terms = query_terms(query_text, self.schema["body"].analyzer, boosts)
+        terms = query_terms(query_text, self.schema["body"].analyzer, boosts,
+                            instruction_weight=self.settings.ranking.instruction_weight)
         if not terms or limit <= 0:
             return []
         plan = plan_query(terms, self.settings.ranking)

@@ -23,7 +23,7 @@ from whoosh import query as wq
 
 logger = logging.getLogger(__name__)
 
-TEXT_FIELDS = ("title", "meta", "body")
+TEXT_FIELDS = ("title", "meta", "headings", "body")
 PROXIMITY_FIELDS = ("title", "body")
 
 # Words that shape a question but never name its subject. Removed from query
@@ -31,6 +31,14 @@ PROXIMITY_FIELDS = ("title", "body")
 QUESTION_WORDS = frozenset("""
 what whats which who whom whose how many much when where why can could would should shall may
 might must does do did is are was were be tell me please kindly know
+""".split())
+
+# Words that only describe the form of an answer, removed from instruction sentences.
+ANSWER_FORMAT_WORDS = frozenset("""
+answer answers answering respond response reply provide specify state indicate record express write
+return enter format use include give giving number numeral numeric numerical value figure digit digits
+exact exactly precise precisely only alone just single whole complete full word words phrase term
+form followed by your using as in
 """.split())
 
 # A sentence after the question that only says how to phrase the answer
@@ -52,11 +60,24 @@ class WeightedTerm:
     weight: float = 1.0
 
 
-def strip_answer_instructions(text: str) -> str:
-    """Drop the sentences after the first that only say how to format the answer."""
+def split_answer_instructions(text: str) -> tuple[str, str]:
+    """Split off the sentences after the first that say how to format the answer.
+
+    Returns (question, instructions). Instructions still name the thing asked
+    for ("Answer with the full name of the manager"), so callers keep their
+    words at a lower weight rather than dropping them.
+    """
     sentences = _SENTENCE_BREAK.split(text.strip())
-    kept = sentences[:1] + [s for s in sentences[1:] if not _ANSWER_INSTRUCTION.match(s.strip())]
-    return " ".join(kept)
+    question = sentences[:1]
+    instructions = []
+    for sentence in sentences[1:]:
+        (instructions if _ANSWER_INSTRUCTION.match(sentence.strip()) else question).append(sentence)
+    return " ".join(question), " ".join(instructions)
+
+
+def remove_answer_format_words(text: str) -> str:
+    """Remove the words of an answer-format instruction ("respond", "numeral", "only")."""
+    return " ".join(word for word in _WORD.findall(text) if word.lower() not in ANSWER_FORMAT_WORDS)
 
 
 def remove_question_words(text: str) -> str:
@@ -78,17 +99,23 @@ def query_terms(
     text: str,
     analyzer: Any,
     boosts: Mapping[str, float] | None = None,
+    *,
+    instruction_weight: float = 1.0,
 ) -> list[WeightedTerm]:
     """Turn query text into unique weighted terms, in order of first appearance.
 
-    ``boosts`` maps words to weights: a word found in the text takes that
-    weight and a word not in the text is added with it (a case's category
-    or product). Words are analyzed like the text, so "Printers" boosts "printer".
+    Question words are dropped. Answer-format sentences after the question
+    lose their format words and weigh ``instruction_weight``. ``boosts`` maps
+    words to weights: a word found in the text takes that weight and a word
+    not in the text is added with it (a case's category or product). Words
+    are analyzed like the text, so "Printers" boosts "printer".
     """
-    cleaned = remove_question_words(strip_answer_instructions(text))
+    question, instructions = split_answer_instructions(text)
     weights: dict[str, float] = {}
-    for term in analyze(analyzer, cleaned):
+    for term in analyze(analyzer, remove_question_words(question)):
         weights.setdefault(term, 1.0)
+    for term in analyze(analyzer, remove_answer_format_words(remove_question_words(instructions))):
+        weights.setdefault(term, instruction_weight)
     for word, weight in (boosts or {}).items():
         for term in analyze(analyzer, remove_question_words(word)):
             weights[term] = float(weight) if term not in weights else max(weights[term], float(weight))
@@ -100,6 +127,7 @@ def field_weights(ranking: Any) -> dict[str, float]:
     return {
         "title": ranking.title_weight,
         "meta": ranking.meta_weight,
+        "headings": ranking.headings_weight,
         "body": ranking.body_weight,
     }
 

@@ -183,8 +183,13 @@ def split_passages(title: str, html: str | None) -> list[Passage]:
     split on sentence boundaries. A section shorter than the minimum stays
     one short passage rather than borrowing text from another heading.
     """
+    return passages_from_blocks(title, html_blocks(html))
+
+
+def passages_from_blocks(title: str, blocks: list[Block]) -> list[Passage]:
+    """Split already parsed blocks into passages; see ``split_passages``."""
     passages: list[Passage] = []
-    for heading, paragraphs in _sections(title, html_blocks(html)):
+    for heading, paragraphs in _sections(title, blocks):
         for text in _pack(paragraphs):
             passages.append(Passage(heading=heading, text=text, position=len(passages)))
     return passages
