@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from config.errors import InwardError
 from inward.store import Store
 from tests.inward.helpers import app, client, directory, settings  # noqa: F401
@@ -178,3 +180,22 @@ def test_forwarded_headers_trusted_behind_proxy(tmp_path, directory):
     )
 
     assert response.json == {"address": "203.0.113.9", "scheme": "https"}
+
+
+@pytest.mark.parametrize(
+    "status, code",
+    [(400, "bad_request"), (401, "unauthorized"), (403, "forbidden"), (404, "not_found"),
+     (409, "conflict"), (500, "internal_server_error")],
+)
+def test_api_abort_is_json(app, status, code):
+    from flask import abort
+
+    @app.get(f"/api/test/abort/{status}")
+    def aborting():
+        abort(status)
+
+    response = app.test_client().get(f"/api/test/abort/{status}")
+
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+    assert response.json["error"]["message"]
