@@ -58,6 +58,10 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
         waitress.serve(app, host=host, port=port, threads=settings.server.threads, ident="inward")
     except KeyboardInterrupt:
         pass
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port} ({error.strerror}); pick a free port with --port or server.port."
+        ) from None
     finally:
         if scheduler is not None:
             scheduler.stop()

@@ -204,3 +204,17 @@ def test_serve_unreachable_store_fails_cleanly(tmp_path):
     assert result.returncode == 1
     assert "State store at postgresql+psycopg://postgres@127.0.0.1:1/inward" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_port_in_use_fails_cleanly(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = subprocess.run([INWARD, "serve", "--port", str(port)], env=environment(tmp_path),
+                                capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
