@@ -340,6 +340,12 @@ OTHER_TABLES = [
     Table("sys_properties", _fields({
         "name": STRING, "value": STRING, "type": STRING, "description": STRING,
     }), display_field="name"),
+    # Attachment metadata; the file bytes are kept beside it by the store.
+    Table("sys_attachment", _fields({
+        "file_name": STRING, "content_type": STRING, "size_bytes": INTEGER,
+        "size_compressed": INTEGER, "compressed": BOOLEAN, "table_name": STRING,
+        "table_sys_id": STRING, "hash": STRING,
+    }), display_field="file_name", defaults={"compressed": "false"}),
     # Outbound mail the instance would send; "Incident commented" style
     # notifications for customer-visible comments are recorded here.
     Table("sys_email", _fields({

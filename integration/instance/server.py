@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.secrets import Secret
 from config.settings import Section
-from integration.instance import routes
+from integration.instance import attachments, routes
 from integration.instance.auth import TokenRegistry
 from integration.instance.faults import FaultController
 from integration.instance.storage import InstanceStore, QueryOptions
@@ -111,6 +111,7 @@ def create_app(state: InstanceState) -> Flask:
     app.wsgi_app = MethodOverride(app.wsgi_app)
     app.extensions["instance"] = state
     routes.init_app(app)
+    attachments.init_app(app)
     return app
 
 

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_class ON records (class_name);
 CREATE TABLE IF NOT EXISTS counters (prefix TEXT PRIMARY KEY, next_value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attachment_files (sys_id TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS credentials (
     user_sys_id TEXT PRIMARY KEY, salt TEXT NOT NULL, digest TEXT NOT NULL
 );
@@ -252,6 +253,7 @@ class InstanceStore:
                                     table=table, sys_id=sys_id)
             self._connection.execute("DELETE FROM records WHERE sys_id = ?", (sys_id,))
             self._connection.execute("DELETE FROM credentials WHERE user_sys_id = ?", (sys_id,))
+            self._connection.execute("DELETE FROM attachment_files WHERE sys_id = ?", (sys_id,))
 
     def _exists(self, sys_id: str) -> bool:
         row = self._connection.execute("SELECT 1 FROM records WHERE sys_id = ?", (sys_id,))
@@ -334,6 +336,37 @@ class InstanceStore:
             if person and person.get("email"):
                 return person["email"]
         return ""
+
+    # -- attachments --------------------------------------------------------
+
+    def attach(self, table: str, sys_id: str, *, file_name: str, content_type: str,
+               content: bytes, user_name: str = SYSTEM_USER) -> dict:
+        """Store a file attached to a record and return its sys_attachment metadata."""
+        if self.get(table, sys_id) is None:
+            raise RecordMissing(
+                f"No {table} record with sys_id {sys_id} to attach {file_name} to.",
+                table=table, sys_id=sys_id,
+            )
+        with self.transaction():
+            metadata = self.insert("sys_attachment", {
+                "file_name": file_name, "content_type": content_type,
+                "size_bytes": str(len(content)), "size_compressed": str(len(content)),
+                "table_name": table, "table_sys_id": sys_id,
+                "hash": hashlib.sha256(content).hexdigest(),
+            }, user_name=user_name)
+            self._connection.execute(
+                "INSERT INTO attachment_files (sys_id, content) VALUES (?, ?)",
+                (metadata["sys_id"], content),
+            )
+        return metadata
+
+    def attachment_content(self, sys_id: str) -> bytes | None:
+        """Return the bytes of an attachment, or None when there is no such attachment."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT content FROM attachment_files WHERE sys_id = ?", (sys_id,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- credentials --------------------------------------------------------
 
