@@ -142,6 +142,12 @@ def _describe(value: Any) -> str:
         return "null or missing"
     if isinstance(value, list):
         return "an empty list" if not value else "a list with non-string items"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "an object"
     return f"a {type(value).__name__}"
 
 
