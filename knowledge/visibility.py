@@ -32,11 +32,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from whoosh import query as wq
+from whoosh.query.wrappers import WrappingQuery
 
 from integration.tables import list_knowledge_bases, list_user_criteria
 
@@ -319,14 +320,95 @@ def build_filter(access: AgentAccess) -> wq.Query:
     if not access.readable_bases:
         return wq.NullQuery
     bases = wq.Or([wq.Term("kb", base_id) for base_id in sorted(access.readable_bases)])
-    granted = [wq.Term("can_read", criteria_id) for criteria_id in sorted(access.granted)]
-    allowed = wq.And([bases, wq.Or([wq.Term("can_read", ANYONE), *granted])])
+    readable_terms = [ANYONE, *sorted(access.granted)]
+    allowed = wq.And([bases, wq.Or([wq.Term("can_read", term) for term in readable_terms])])
     if access.deny_all_restricted:
-        return wq.AndNot(allowed, wq.Every("cannot_read"))
-    if not access.denied:
-        return allowed
-    denied = wq.Or([wq.Term("cannot_read", criteria_id) for criteria_id in sorted(access.denied)])
-    return wq.AndNot(allowed, denied)
+        query = wq.AndNot(allowed, wq.Every("cannot_read"))
+    elif access.denied:
+        denied = wq.Or([wq.Term("cannot_read", criteria_id) for criteria_id in sorted(access.denied)])
+        query = wq.AndNot(allowed, denied)
+    else:
+        query = allowed
+    return VisibilityFilter(query, access=access, readable_terms=readable_terms)
+
+
+class VisibilityFilter(WrappingQuery):
+    """A visibility filter whose documents are computed from postings and cached per segment.
+
+    Whoosh turns a filter query into a document set before every search by
+    walking its matcher tree in Python, which costs about 20 ms per 1,000
+    articles. This query gives the same documents (a test compares them)
+    from set operations on the posting lists, and keeps them per segment:
+    a segment's document numbers never change, and its deletion count is
+    part of the cache key.
+    """
+
+    def __init__(self, child: wq.Query, *, access: AgentAccess, readable_terms: list[str]) -> None:
+        super().__init__(child)
+        self.access = access
+        self.readable_terms = tuple(readable_terms)
+        self._segment_docs: dict[tuple[str, int], list[int]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _rewrap(self, child: wq.Query) -> wq.Query:
+        return VisibilityFilter(child, access=self.access, readable_terms=list(self.readable_terms))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.child == self.child
+
+    def __hash__(self) -> int:
+        return hash(self.child)
+
+    def docs(self, searcher: Any, deleting: bool = False) -> Any:
+        """Return the numbers of the documents this filter allows in one segment's searcher."""
+        reader = searcher.reader()
+        key = _segment_key(reader)
+        if key is None:
+            return self.child.docs(searcher)
+        with self._cache_lock:
+            cached = self._segment_docs.get(key)
+        if cached is None:
+            cached = self._allowed_docs(reader)
+            with self._cache_lock:
+                if len(self._segment_docs) >= MAX_CACHED_SEGMENTS:
+                    self._segment_docs.clear()
+                self._segment_docs[key] = cached
+        return iter(cached)
+
+    def _allowed_docs(self, reader: Any) -> list[int]:
+        bases = _docs_with_terms(reader, "kb", self.access.readable_bases)
+        readable = _docs_with_terms(reader, "can_read", self.readable_terms)
+        if self.access.deny_all_restricted:
+            denied_terms = [_decode(term) for term in reader.lexicon("cannot_read")]
+        else:
+            denied_terms = self.access.denied
+        denied = _docs_with_terms(reader, "cannot_read", denied_terms)
+        return sorted((bases & readable) - denied)
+
+
+# Segments whose allowed documents one filter keeps; a busy index has a few
+# dozen segments at most between merges.
+MAX_CACHED_SEGMENTS = 64
+
+
+def _segment_key(reader: Any) -> tuple[str, int] | None:
+    """Return (segment id, live document count) of a segment reader, or None for other readers."""
+    segment = getattr(reader, "segment", None)
+    if segment is None or not callable(segment):
+        return None
+    found = segment()
+    if found is None:
+        return None
+    return (found.segment_id(), reader.doc_count())
+
+
+def _docs_with_terms(reader: Any, field_name: str, terms: Iterable[str]) -> set[int]:
+    """Return the live documents of one segment that contain any of ``terms`` in ``field_name``."""
+    found: set[int] = set()
+    for term in terms:
+        if (field_name, term) in reader:
+            found.update(reader.postings(field_name, term).all_ids())
+    return found
 
 
 def _supported_results(criteria: Any, agent: Any) -> list[bool]:

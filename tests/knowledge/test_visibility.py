@@ -396,3 +396,38 @@ def test_evaluate_criteria_outcomes(criteria_name, agent_name, expected):
     visibility = Visibility(rules, settings)
 
     assert visibility.evaluate_criteria(CRITERIA[criteria_name].sys_id, AGENTS[agent_name]) is expected
+
+
+def test_filter_documents_match_query_tree(tmp_path):
+    """The cached posting-list path must allow exactly what the Whoosh query tree matches."""
+    case = Case(kb_can=["network_group"], article_cannot=["only_alice"])
+    settings = settings_for(case, tmp_path)
+    index = KnowledgeIndex(tmp_path / "index", settings=settings)
+    kinds = [
+        {"kb_sys_id": CASE_KB},
+        {"kb_sys_id": PUBLIC_KB},
+        {"kb_sys_id": PUBLIC_KB, "can_read": [CRITERIA["csm_role"].sys_id]},
+        {"kb_sys_id": PUBLIC_KB, "cannot_read": [CRITERIA["only_alice"].sys_id]},
+        {"kb_sys_id": sys_id("kb-unknown")},
+    ]
+    try:
+        # Three commits and a deletion leave several segments, one with deletions.
+        for batch in range(3):
+            index.upsert([
+                ArticleDoc(sys_id=sys_id(f"doc-{batch}-{n}"), title=f"Doc {batch} {n}", **kinds[n % len(kinds)])
+                for n in range(20)
+            ])
+        index.delete([sys_id("doc-1-0"), sys_id("doc-1-1")])
+        searcher = index._searcher()
+        assert len(searcher.subsearchers) > 1
+
+        for name in ("alice", "bob", "dave", "erin", "grace"):
+            visibility = Visibility(rules_for(case), settings, index=index)
+            search_filter = visibility.filter_for(AGENTS[name])
+            fast = set(searcher.docs_for_query(search_filter))
+            tree = set(searcher.docs_for_query(search_filter.child))
+
+            assert fast == tree, name
+            assert set(searcher.docs_for_query(search_filter)) == fast, name
+    finally:
+        index.close()
