@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 
 CURSOR_NAME = "knowledge"
 PUBLISHED = "published"
-# Sys_ids per IN condition when reading priors; keeps each request URL
-# around 3.5 kB, well below common URL length limits of 8 kB.
+# Sys_ids per IN condition when reading priors. 100 ids keep a request URL
+# near 3.5 kB, below the 8190-byte request line limit that Apache httpd
+# sets by default (LimitRequestLine); the platform's own limit is unknown.
 PRIOR_CHUNK = 100
 HELPFUL_VALUES = frozenset({"yes", "true", "1"})
 UNHELPFUL_VALUES = frozenset({"no", "false", "0"})
@@ -45,7 +46,7 @@ Progress = Callable[[int], Any]
 
 @dataclass
 class SyncReport:
-    """What one sync or rebuild did: counts, duration and the cursor it ended at."""
+    """Counts, duration and end cursor of one sync or rebuild."""
 
     read: int = 0
     indexed: int = 0
@@ -303,8 +304,9 @@ def remove_expired(
 ) -> None:
     """Remove indexed articles whose ``valid_to`` passed since the last run.
 
-    Passing ``valid_to`` does not change ``sys_updated_on``, so the cursor
-    alone never sees it. Before the first run reconciliation covers it.
+    Passing ``valid_to`` does not change ``sys_updated_on``, so reading from
+    the cursor never returns such an article. Before the first run,
+    reconciliation covers it.
     """
     if state.last_run_on is None or state.last_run_on >= today:
         return
@@ -390,12 +392,6 @@ def save_state(store: Any, state: SyncState) -> None:
     }
     with store.session() as session:
         set_cursor(session, name=CURSOR_NAME, cursor=cursor)
-
-
-def reset_state(store: Any) -> None:
-    """Forget the cursor, so the next sync reads every article again."""
-    save_state(store, SyncState())
-    logger.info("Knowledge sync cursor reset")
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

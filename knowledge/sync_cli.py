@@ -84,7 +84,7 @@ def _run(action: Callable[[], object]):
 def _progress_counter(enabled: bool, label: str) -> Iterator[Callable[[int], None] | None]:
     """Yield a callback that shows a running article count on stderr, or None when disabled.
 
-    The platform does not say in advance how many articles changed, so this
+    ``Records`` does not expose the platform's X-Total-Count header, so this
     shows a count instead of a percentage bar.
     """
     if not enabled:
