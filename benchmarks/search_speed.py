@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -375,7 +376,12 @@ def seed_instance(store, articles: Sequence[SyntheticArticle]) -> None:
 
 
 def measure_sync(articles: Sequence[SyntheticArticle], changed: int, workdir: Path, overrides: dict) -> dict:
-    """Time a full sync of ``articles`` from the embedded instance, then an incremental one."""
+    """Time a full sync of ``articles`` from the embedded instance, then an incremental one.
+
+    The instance is seeded in this process, then served from a separate
+    process, as a real platform would be, so its request handling does not
+    compete with the sync for this process's interpreter lock.
+    """
     from config.settings import settings_for_tests
     from integration.client import PlatformClient
     from integration.instance.server import start_instance
@@ -383,16 +389,21 @@ def measure_sync(articles: Sequence[SyntheticArticle], changed: int, workdir: Pa
     from knowledge.index import KnowledgeIndex
     from knowledge.sync import sync_knowledge
 
-    instance = start_instance(settings_for_tests(), data_dir=workdir / "instance", port=0)
+    base = settings_for_tests(**overrides)
+    data_dir = workdir / "instance"
+    seeding = start_instance(base, data_dir=data_dir, port=0)
     try:
         started = time.perf_counter()
-        seed_instance(instance.store, articles)
+        seed_instance(seeding.store, articles)
         seed_seconds = time.perf_counter() - started
-        base = instance.platform_settings()
+    finally:
+        seeding.stop()
+
+    with serve_instance(data_dir) as url:
         settings = base.replace(
+            platform=base.platform.replace(url=url, user=base.instance.user, password=base.instance.password),
             index=base.index.replace(path=str(workdir / "sync-index")),
             store=base.store.replace(url=f"sqlite:///{workdir / 'state.db'}"),
-            knowledge=base.knowledge.replace(**overrides.get("knowledge", {})),
         )
         store = Store(settings.store.url)
         store.upgrade()
@@ -400,15 +411,43 @@ def measure_sync(articles: Sequence[SyntheticArticle], changed: int, workdir: Pa
         with PlatformClient.from_settings(settings) as client:
             parts = (client.records, index, store)
             full = sync_knowledge(parts, settings=settings, full=True)
-            for article in articles[:changed]:
-                instance.store.update("kb_knowledge", article.sys_id,
-                                      {"short_description": article.title + " (revised)"})
+            revise_articles(client.records, articles[:changed])
             incremental = sync_knowledge(parts, settings=settings)
         index.close()
         store.close()
-    finally:
-        instance.stop()
     return {"seed_s": seed_seconds, "full": full, "incremental": incremental}
+
+
+def revise_articles(records, articles: Sequence[SyntheticArticle]) -> None:
+    """Change the title of each article through the Table API, as an editor would."""
+    for article in articles:
+        records.patch("kb_knowledge", article.sys_id, {"short_description": article.title + " (revised)"})
+
+
+@contextmanager
+def serve_instance(data_dir: Path) -> Iterator[str]:
+    """Serve the instance data in ``data_dir`` from a child process; yield its URL."""
+    child = subprocess.Popen([sys.executable, __file__, "--instance-child", str(data_dir)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = child.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"The instance process did not start (first line {url!r}).")
+        yield url
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
+def instance_child(data_dir: str) -> None:
+    """Serve the instance on a free loopback port, print its URL and stop when stdin closes."""
+    from config.settings import settings_for_tests
+    from integration.instance.server import start_instance
+
+    running = start_instance(settings_for_tests(), data_dir=data_dir, port=0)
+    print(running.url, flush=True)
+    sys.stdin.read()
+    running.stop()
 
 
 # -- report -----------------------------------------------------------------------
@@ -466,6 +505,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the corpus (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and print its path")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    parser.add_argument("--instance-child", help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -481,6 +521,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.rss_child:
         rss_child(args.rss_child, args.overrides)
+        return
+    if args.instance_child:
+        instance_child(args.instance_child)
         return
     logging.basicConfig(level=logging.WARNING)
     from config.settings import settings_for_tests

@@ -18,11 +18,14 @@ when the last one is older than ``knowledge.reconcile_interval_hours``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
+from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from queue import Full, Queue
 from typing import Any
 
 from integration.queries import Query
@@ -42,6 +45,12 @@ HELPFUL_VALUES = frozenset({"yes", "true", "1"})
 UNHELPFUL_VALUES = frozenset({"no", "false", "0"})
 
 Progress = Callable[[int], Any]
+# Batches read from the platform ahead of the one being indexed.
+READ_AHEAD = 2
+# Seconds to wait for the reader thread after a failed sync; a platform
+# request in flight still ends within the platform read timeout.
+READER_JOIN_TIMEOUT = 5.0
+_END = object()
 
 
 @dataclass
@@ -131,16 +140,25 @@ def sync_knowledge(
 
     titles = load_knowledge_bases(parts)
     known_ids = set(parts.index.ids())
+    read_ids: set[str] = set()
     articles = list_articles_updated_since(parts.records, cursor=state.cursor)
-    for batch in batched(articles, parts.settings.knowledge.sync_batch_size):
-        apply_batch(parts, batch, titles, known_ids, report, today=now.date())
-        state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
-        save_state(parts.store, state)
-        if progress is not None:
-            progress(len(batch))
+    batches = batched(articles, parts.settings.knowledge.sync_batch_size)
+    with closing(read_ahead(batches)) as ready:
+        for batch in ready:
+            apply_batch(parts, batch, titles, known_ids, report, today=now.date())
+            state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
+            save_state(parts.store, state)
+            read_ids.update(article.sys_id for article in batch)
+            if progress is not None:
+                progress(len(batch))
 
     remove_expired(parts, state, known_ids, report, today=now.date())
-    if full or reconcile_due(state, parts.settings, now):
+    if full:
+        # A full read returned every article on the platform, so an indexed
+        # article it did not return was deleted; no extra listing is needed.
+        remove_orphans(parts, known_ids, known_ids - read_ids, report)
+        state.reconciled_at = now
+    elif reconcile_due(state, parts.settings, now):
         reconcile(parts, known_ids, report, today=now.date())
         state.reconciled_at = now
     state.last_run_on = now.date()
@@ -174,14 +192,16 @@ def rebuild_index(
 
     def live_docs() -> Iterator[ArticleDoc]:
         articles = list_articles_updated_since(parts.records, cursor=None)
-        for batch in batched(articles, parts.settings.knowledge.sync_batch_size):
-            docs, _ = build_docs(parts, batch, titles, report, today=now.date())
-            report.read += len(batch)
-            report.indexed += len(docs)
-            state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
-            if progress is not None:
-                progress(len(batch))
-            yield from docs
+        batches = batched(articles, parts.settings.knowledge.sync_batch_size)
+        with closing(read_ahead(batches)) as ready:
+            for batch in ready:
+                docs, _ = build_docs(parts, batch, titles, report, today=now.date())
+                report.read += len(batch)
+                report.indexed += len(docs)
+                state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
+                if progress is not None:
+                    progress(len(batch))
+                yield from docs
 
     parts.index.rebuild(live_docs())
     state.reconciled_at = now
@@ -326,17 +346,21 @@ def remove_expired(
 def reconcile(parts: SyncParts, known_ids: set[str], report: SyncReport, *, today: date) -> None:
     """Remove indexed articles that are no longer live on the platform (deleted included)."""
     live_ids = set(list_live_article_ids(parts.records, today))
-    orphans = sorted(known_ids - live_ids)
+    remove_orphans(parts, known_ids, known_ids - live_ids, report)
+
+
+def remove_orphans(parts: SyncParts, known_ids: set[str], orphans: set[str], report: SyncReport) -> None:
+    """Delete indexed articles that the platform no longer has as live articles."""
     if orphans:
-        parts.index.delete(orphans)
+        parts.index.delete(sorted(orphans))
         known_ids.difference_update(orphans)
         report.removed += len(orphans)
     report.reconciled = True
     logger.info(
-        "Reconciled index with %d live articles: removed %d (%s)",
-        len(live_ids),
+        "Reconciled the index: %d articles kept, %d removed (%s)",
+        len(known_ids),
         len(orphans),
-        ", ".join(orphans[:20]),
+        ", ".join(sorted(orphans)[:20]),
     )
 
 
@@ -404,6 +428,49 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def read_ahead(batches: Iterator[list[Any]], depth: int = READ_AHEAD) -> Iterator[list[Any]]:
+    """Yield ``batches`` while a worker thread reads up to ``depth`` more from the platform.
+
+    Reading the next page then overlaps with indexing the current batch.
+    An error in the reader is raised here, in the caller's thread. Close the
+    generator (``contextlib.closing``) so the reader stops when the caller fails.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stopping = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stopping.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                put(batch)
+                if stopping.is_set():
+                    return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread below
+            put(error)
+
+    reader = threading.Thread(target=read, name="knowledge-sync-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopping.set()
+        reader.join(timeout=READER_JOIN_TIMEOUT)
 
 
 def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -387,3 +387,30 @@ def test_cli_reports_unreachable_platform(tmp_path):
     assert result.exit_code == 1
     assert "Error:" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_read_error_keeps_committed_batches(harness, monkeypatch):
+    from integration.errors import PlatformUnavailable
+
+    ids = [harness.add_article(f"Article {n}", updated_on=f"2026-11-20 08:00:0{n}") for n in range(7)]
+    real_list = sync_module.list_articles_updated_since
+
+    def failing_list(records, *, cursor=None):
+        for count, article in enumerate(real_list(records, cursor=cursor)):
+            if count == 4:
+                raise PlatformUnavailable("The platform answered 503; retry later.")
+            yield article
+
+    monkeypatch.setattr(sync_module, "list_articles_updated_since", failing_list)
+    with pytest.raises(PlatformUnavailable):
+        harness.sync()
+    monkeypatch.setattr(sync_module, "list_articles_updated_since", real_list)
+
+    # The first batch of three was committed; the fourth article was read but never indexed.
+    assert harness.index.ids() == set(ids[:3])
+    assert harness.cursor()["sys_id"] == ids[2]
+
+    report = harness.sync()
+
+    assert report.read == 4
+    assert harness.index.ids() == set(ids)
