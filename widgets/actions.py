@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from config.errors import InwardError
+from integration.tables import append_comment, append_work_note, attach_article, record_feedback, record_use
 from inward.store import Action, claim_action, complete_action, list_events, record_event
 
 logger = logging.getLogger(__name__)
@@ -155,8 +156,6 @@ def _release_claim(store: Any, key: str) -> None:
 
 def attach(services: Any, target: ArticleTarget, *, work_note: str = "") -> dict:
     """Link the article to the case in ``m2m_kb_task``, and post the work note if one is given."""
-    from integration.tables import append_work_note, attach_article, record_use
-
     records = services.platform.records
     platform_url = services.settings.platform.url
     key = action_key(EVENT_ATTACH, target.agent.sys_id, target.case, target.article_sys_id)
@@ -180,8 +179,6 @@ def attach(services: Any, target: ArticleTarget, *, work_note: str = "") -> dict
 
 def send(services: Any, target: ArticleTarget, *, summary: str) -> dict:
     """Post the article link and the agent's summary as a customer-visible ``comments`` entry."""
-    from integration.tables import append_comment, record_use
-
     records = services.platform.records
     text = compose_customer_comment(target, summary, services.settings.platform.url)
     key = action_key(EVENT_SEND, target.agent.sys_id, target.case, target.article_sys_id, text)
@@ -197,8 +194,6 @@ def send(services: Any, target: ArticleTarget, *, summary: str) -> dict:
 
 def give_feedback(services: Any, target: ArticleTarget, *, helpful: bool | None, comment: str, flag: bool) -> dict:
     """Record the agent's rating of the article in ``kb_feedback``."""
-    from integration.tables import record_feedback
-
     records = services.platform.records
     content = f"{helpful}|{flag}|{comment.strip()}"
     key = action_key(EVENT_FEEDBACK, target.agent.sys_id, target.case, target.article_sys_id, content)

@@ -18,7 +18,12 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
+from integration.errors import AccessDenied, RecordNotFound
+from integration.queries import Query
+from integration.tables import get_case
 from inward.auth import require_agent
+from knowledge.case_query import build_case_query
+from knowledge.visibility import Visibility, VisibilityRules
 from widgets import actions, schemas
 from widgets.actions import ArticleTarget, WidgetError
 from widgets.sanitize import sanitize_article, sanitize_snippet
@@ -42,21 +47,19 @@ def suggestions():
     explain = _check_explain(params["explain"])
     case = load_case(params["table"], params["sys_id"])
     services = _services()
-    from knowledge.case_query import build_case_query
-
-    query_text = build_case_query(case)
+    case_query = build_case_query(case, services.settings.ranking)
     limit = services.settings.knowledge.suggestions_limit
     dismissed = actions.dismissed_articles(services.store, agent_sys_id=g.agent.sys_id, case_sys_id=case.sys_id)
     hits = []
-    if query_text.strip():
-        hits = _search(query_text, limit=limit + len(dismissed), explain=explain)
+    if not case_query.is_empty():
+        hits = _search(case_query.text, limit=limit + len(dismissed), explain=explain, boosts=case_query.boosts)
     hits = [hit for hit in hits if hit.sys_id not in dismissed][:limit]
     results = _present_hits(hits, explain=explain, attached=attached_articles(case))
     actions.record_impressions(services.store, agent=g.agent, case=case, hits=results,
                                detail={"source": "suggestions"})
     body = {"case": _present_case(case), "results": results, "count": len(results)}
     if explain:
-        body["query"] = query_text
+        body["query"] = {"text": case_query.text, "boosts": case_query.boosts}
         body["articles_searched"] = _visible_count()
     return jsonify(body)
 
@@ -221,8 +224,6 @@ def _visibility() -> Any:
     shared = getattr(services, "visibility", None)
     if shared is not None:
         return shared
-    from knowledge.visibility import Visibility, VisibilityRules
-
     state = _widget_state()
     with state["lock"]:
         now = time.monotonic()
@@ -242,9 +243,6 @@ def load_case(table: str, sys_id: str) -> Any:
     does not exist or that ACLs hide from that user is a 404, but the
     platform's per-agent ACLs on the case itself are not evaluated.
     """
-    from integration.errors import AccessDenied, RecordNotFound
-    from integration.tables import get_case
-
     services = _services()
     case_tables = list(services.settings.platform.case_tables)
     if table not in case_tables:
@@ -316,8 +314,10 @@ def _check_explain(explain: bool) -> bool:
     return explain
 
 
-def _search(text: str, *, limit: int, explain: bool) -> list:
-    return _services().index.search(text, filter=_visibility().filter_for(g.agent), limit=limit, explain=explain)
+def _search(text: str, *, limit: int, explain: bool, boosts: dict[str, float] | None = None) -> list:
+    return _services().index.search(
+        text, filter=_visibility().filter_for(g.agent), limit=limit, explain=explain, boosts=boosts
+    )
 
 
 def _visible_count() -> int:
@@ -326,8 +326,6 @@ def _visible_count() -> int:
 
 def attached_articles(case: Any) -> set[str]:
     """Return the sys_ids of the articles already linked to the case in ``m2m_kb_task``."""
-    from integration.queries import Query
-
     query = Query().equals("task", case.sys_id)
     rows = _services().platform.records.list("m2m_kb_task", query, fields=["kb_knowledge"])
     return {row["kb_knowledge"] for row in rows if row.get("kb_knowledge")}
