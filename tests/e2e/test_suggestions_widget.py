@@ -28,7 +28,10 @@ def open_widget(browser, base_url, settings, case, user_name="alice.agent"):
 
 
 def horizontal_overflow(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    """Return how many pixels the widest of the document and the body extends past the viewport."""
+    return page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth"
+    )
 
 
 def test_widget_attach_by_keyboard(browser, demo_sidecar, instance, artifacts):
@@ -75,6 +78,38 @@ def test_widget_attach_by_keyboard(browser, demo_sidecar, instance, artifacts):
 
     assert len(instance.store.query("m2m_kb_task", link_query)) == 1
     page.screenshot(path=str(artifacts / "suggestions-widget.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.mark.parametrize("query", ["charging port lint", "water resistance rating", "security code card"])
+def test_demo_previews_fit_panel(browser, demo_sidecar, instance, query):
+    base_url, settings = demo_sidecar
+    case = instance.store.query("sn_customerservice_case", "number=CS0010001")[0]
+    page, errors = open_widget(browser, base_url, settings, case, user_name="grace.mensah")
+
+    page.locator("#search-input").fill(query)
+    expect(page.locator("#results-heading")).to_contain_text(query)
+    titles = page.locator("#results .result-title")
+    assert titles.count() >= 1
+    for position in range(titles.count()):
+        titles.nth(position).click()
+        page.wait_for_selector("#preview:not([hidden])")
+        assert horizontal_overflow(page) <= 0, page.locator("#preview-title").inner_text()
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#preview", state="hidden")
+    assert errors == []
+
+
+def test_wide_article_fits_panel(browser, live_sidecar, seeded):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded.case)
+
+    page.locator("#search-input").fill("return shipping rates")
+    page.locator("#results .result-title", has_text="Return shipping rates by region").click()
+    page.wait_for_selector("#preview:not([hidden])")
+
+    assert page.locator("#preview-body table").count() == 1
+    assert horizontal_overflow(page) <= 0
     assert errors == []
 
 

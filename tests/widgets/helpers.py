@@ -82,6 +82,9 @@ def seed_platform(store: Any) -> Seeded:
                 "<p>Unlock the account, then ask the customer to reset the password.</p>")
     add_article("shipping", "public", "Track a delayed shipment",
                 "<p>Look up the carrier tracking number on the order.</p>")
+    wide_row = "".join(f"<td>Region{n}-zone-rate-with-a-long-unbroken-label</td>" for n in range(8))
+    add_article("wide", "public", "Return shipping rates by region",
+                f"<table><tr>{wide_row}</tr></table><pre>{'x' * 300}</pre>")
     add_article("fraud", "fraud", "Card fraud alert: secret verification script",
                 "<p>Confidential: verify the card fraud alert, then reset the password with the fraud desk.</p>")
 
