@@ -287,7 +287,7 @@ class KnowledgeSchema(SectionSchema):
 class RankingSchema(SectionSchema):
     """Ranking weights; the defaults are justified in docs/benchmarks.md."""
 
-    title_weight = fields.Float(load_default=3.0, validate=non_negative)
+    title_weight = fields.Float(load_default=0.5, validate=non_negative)
     meta_weight = fields.Float(load_default=2.0, validate=non_negative)
     headings_weight = fields.Float(load_default=1.0, validate=non_negative)
     body_weight = fields.Float(load_default=1.0, validate=non_negative)
@@ -296,8 +296,8 @@ class RankingSchema(SectionSchema):
     bm25_b = fields.Float(load_default=0.75, validate=share)
     # Bonus clause for pairs of adjacent query terms found within `proximity_slop`
     # positions of each other in the title or body.
-    proximity_weight = fields.Float(load_default=1.0, validate=non_negative)
-    proximity_slop = fields.Integer(load_default=3, validate=validate.Range(min=1, max=20))
+    proximity_weight = fields.Float(load_default=0.5, validate=non_negative)
+    proximity_slop = fields.Integer(load_default=2, validate=validate.Range(min=1, max=20))
     # Priors multiply the text score by 1 + weight * prior, with each prior in [0, 1].
     helpful_weight = fields.Float(load_default=0.1, validate=non_negative)
     attach_weight = fields.Float(load_default=0.1, validate=non_negative)
