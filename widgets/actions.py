@@ -1,10 +1,12 @@
-"""Service functions behind the widget API: case lookup, article access and article actions.
+"""Service functions behind the widget API: the case cache, article links and the article actions.
 
-Each action on an article (attach, send, feedback, dismiss) runs at most once
-for the same agent, case and article (and, for send and feedback, the same
+Each action on an article (attach, send, feedback, dismiss) runs once for
+the same agent, case and article (and, for send and feedback, the same
 content). The idempotency key is claimed in the state store before the
 platform write, and the first result is stored with it, so a repeated
-request returns that result with ``repeated: true`` and writes nothing.
+request returns that result with ``repeated: true`` and writes nothing. The
+one exception is a claim left pending by a crashed request, which a later
+request takes over after ``STALE_CLAIM_AFTER``.
 """
 
 from __future__ import annotations
