@@ -49,7 +49,7 @@ from knowledge.text import Passage, build_analyzer
 logger = logging.getLogger(__name__)
 
 # Bump when the fields below change, so existing indexes are rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ANYONE = "__anyone__"
 POINTER_FILE = "current"
 SNIPPET_CHARS = 240
@@ -64,7 +64,8 @@ def build_schema(analyzer_name: str) -> wf.Schema:
         title=wf.TEXT(stored=True, analyzer=analyzer),
         meta=wf.TEXT(stored=True, analyzer=analyzer),
         headings=wf.TEXT(analyzer=analyzer),
-        body=wf.TEXT(stored=True, analyzer=analyzer),
+        # chars=True stores match offsets, so snippets need no re-analysis of the body.
+        body=wf.TEXT(stored=True, analyzer=analyzer, chars=True),
         kb=wf.ID(stored=True),
         kb_title=wf.STORED(),
         category=wf.ID(stored=True),
@@ -371,7 +372,7 @@ class KnowledgeIndex:
         candidates = max(limit, self.settings.ranking.candidates)
         results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
         results.formatter = MarkFormatter()
-        results.fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+        results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
         ranked = self._apply_priors(results)
         return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
                 for hit, score, prior, factors in ranked[:limit]]
