@@ -8,6 +8,8 @@ value would block the platform from framing the widgets.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response
 
 from config.settings import Section
@@ -16,16 +18,28 @@ BASE_POLICY = (
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self' data:",
     "object-src 'none'",
     "base-uri 'none'",
 )
 
 
+def platform_origin(settings: Section) -> str:
+    """Return the scheme://host[:port] of the platform, or of the embedded instance."""
+    if settings.platform.url:
+        parts = urlsplit(settings.platform.url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"http://{settings.instance.host}:{settings.instance.port}"
+
+
 def content_security_policy(settings: Section) -> str:
-    """Build the CSP header value, allowing framing by ``server.frame_ancestors``."""
+    """Build the CSP header value, allowing framing by ``server.frame_ancestors``.
+
+    Article bodies embed images stored on the platform, so the platform's
+    origin is allowed as an image source next to inline ``data:`` images.
+    """
+    images = f"img-src 'self' data: {platform_origin(settings)}"
     ancestors = " ".join(["'self'", *settings.server.frame_ancestors])
-    return "; ".join([*BASE_POLICY, f"frame-ancestors {ancestors}"])
+    return "; ".join([*BASE_POLICY, images, f"frame-ancestors {ancestors}"])
 
 
 def security_headers(settings: Section) -> dict[str, str]:

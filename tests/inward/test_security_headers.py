@@ -8,8 +8,8 @@ from inward.security import content_security_policy
 from tests.inward.helpers import app, build_app, client, directory, make_token, settings, shell_settings  # noqa: F401
 
 BASE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+    "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+    "base-uri 'none'; img-src 'self' data: http://127.0.0.1:8100; frame-ancestors 'self'"
 )
 
 
@@ -40,6 +40,15 @@ def test_frame_ancestors_from_settings(tmp_path, directory):
     policy = client.get("/healthz").headers["Content-Security-Policy"]
 
     assert policy.endswith("frame-ancestors 'self' https://acme.service-now.com https://help.acme.com")
+
+
+def test_images_allowed_from_platform_origin(tmp_path, directory):
+    platform = {"url": "https://acme.service-now.com/", "password": "x"}
+    client = build_app(shell_settings(tmp_path, platform=platform), directory).test_client()
+
+    policy = client.get("/healthz").headers["Content-Security-Policy"]
+
+    assert "img-src 'self' data: https://acme.service-now.com;" in policy
 
 
 def test_policy_allows_no_inline_script(settings):
