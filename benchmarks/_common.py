@@ -62,7 +62,7 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Format rows as a Markdown table; floats get three decimals."""
+    """Format rows as a Markdown table, with floats at three decimals."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(str(header)), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
     lines = [

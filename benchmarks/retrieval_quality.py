@@ -120,10 +120,10 @@ def report(pool: dict[str, list[LabelledArticle]], queries: list[LabelledQuery],
     lines += ["", machine_table(), ""]
     rows = []
     for key in METRIC_KEYS:
-        row = [key, inward[key]]
+        row = [key, f"{inward[key]:.4f}"]
         if baseline is not None:
             ratio = inward[key] / baseline[key] if baseline[key] else float("nan")
-            row += [baseline[key], ratio]
+            row += [f"{baseline[key]:.4f}", f"{ratio:.3f}"]
         rows.append(row)
     headers = ["metric", "Inward"] + (["BM25 baseline (bm25s)", "Inward / baseline"] if baseline else [])
     lines.append(format_table(headers, rows))

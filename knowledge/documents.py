@@ -21,7 +21,7 @@ class ArticleDoc:
     ``can_read`` and ``cannot_read`` hold the article's own user criteria
     sys_ids; the knowledge base's criteria are applied by the visibility
     filter through ``kb_sys_id``. ``helpful_ratio`` is the share of helpful
-    votes in ``kb_feedback`` (None when nobody voted) and ``attach_count`` the
+    votes in ``kb_feedback`` (None when the article has no votes) and ``attach_count`` the
     number of ``m2m_kb_task`` links.
     """
 

@@ -9,8 +9,8 @@ Layout under ``index.path``::
 ``current`` (an atomic rename) only once the new one is committed, so the old
 index serves searches until then. At start-up an index that cannot be
 opened or read, or whose stored schema version differs from this code's, is
-replaced by an empty one with a WARNING, and ``reset_reason`` tells the
-caller to run a full sync.
+replaced by an empty one with a WARNING, and ``reset_reason`` is set so the
+caller runs a full sync.
 
 Whoosh allows one writer per index; a writer waits ``index.lock_timeout``
 seconds for the lock and then raises ``IndexBusy``.
@@ -114,7 +114,7 @@ def to_fields(doc: ArticleDoc) -> dict[str, Any]:
     """Map an ``ArticleDoc`` to the index fields."""
     updated_on = doc.updated_on
     if updated_on.tzinfo is not None:
-        # Whoosh stores naive datetimes; keep them in UTC.
+        # Whoosh stores naive datetimes, so they are kept in UTC.
         updated_on = updated_on.astimezone(timezone.utc).replace(tzinfo=None)
     return {
         "sys_id": doc.sys_id,

@@ -1,4 +1,4 @@
-"""Turn article HTML into plain text and into passages the assistant answers from.
+"""Turn article HTML into plain text and into the passages the assistant cites.
 
 The HTML comes from ``kb_knowledge.text`` and is parsed with the standard
 library's ``html.parser``, which tolerates the unclosed tags that rich-text
