@@ -318,14 +318,27 @@ class KnowledgeIndex:
 
     # -- reading -------------------------------------------------------------------
 
+    # Whoosh searchers read segment files through shared file objects, so
+    # reads are serialized with self._lock. Searching is CPU-bound Python,
+    # so under the GIL this costs little throughput.
+
     def ids(self) -> set[str]:
         """Return the sys_ids of all indexed articles."""
-        searcher = self._searcher()
-        return {fields["sys_id"] for fields in searcher.all_stored_fields()}
+        with self._lock:
+            return {fields["sys_id"] for fields in self._searcher().all_stored_fields()}
+
+    def field_terms(self, field_name: str) -> list[str]:
+        """Return every indexed term of ``field_name`` (e.g. the criteria sys_ids in ``cannot_read``).
+
+        Terms of deleted documents may remain until Whoosh merges segments.
+        """
+        with self._lock:
+            return [_decode(term) for term in self._searcher().reader().lexicon(field_name)]
 
     def get(self, sys_id: str) -> dict[str, Any] | None:
         """Return the stored fields of one article (passages decoded), or None if absent."""
-        stored = self._searcher().document(sys_id=sys_id)
+        with self._lock:
+            stored = self._searcher().document(sys_id=sys_id)
         if stored is None:
             return None
         result = dict(stored)
@@ -342,11 +355,11 @@ class KnowledgeIndex:
 
     def count(self, filter: wq.Query | None = None) -> int:  # noqa: A002 - name fixed by the contract
         """Return how many articles are indexed, or how many pass ``filter``."""
-        searcher = self._searcher()
-        if filter is None:
-            return searcher.doc_count()
-        results = searcher.search(wq.Every(), filter=filter, limit=1)
-        return len(results)
+        with self._lock:
+            searcher = self._searcher()
+            if filter is None:
+                return searcher.doc_count()
+            return len(searcher.search(wq.Every(), filter=filter, limit=1))
 
     def search(
         self,
@@ -368,14 +381,15 @@ class KnowledgeIndex:
         if not terms or limit <= 0:
             return []
         plan = plan_query(terms, self.settings.ranking)
-        searcher = self._searcher()
         candidates = max(limit, self.settings.ranking.candidates)
-        results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
-        results.formatter = MarkFormatter()
-        results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
-        ranked = self._apply_priors(results)
-        return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
-                for hit, score, prior, factors in ranked[:limit]]
+        with self._lock:
+            searcher = self._searcher()
+            results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
+            results.formatter = MarkFormatter()
+            results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
+            ranked = self._apply_priors(results)
+            return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
+                    for hit, score, prior, factors in ranked[:limit]]
 
     def _apply_priors(self, results: Any) -> list[tuple[Any, float, float, dict[str, float]]]:
         """Multiply each candidate's text score by its capped prior factor and re-sort."""

@@ -257,3 +257,32 @@ def test_updated_on_round_trips_as_utc(tmp_path, settings):
     assert knowledge_index.get("d")["updated_on"] == updated
     assert knowledge_index.search("dated")[0].updated_on == updated
     knowledge_index.close()
+
+
+def test_field_terms_lists_criteria(index):
+    assert index.field_terms("can_read") == ["__anyone__", "uc-hr"]
+    assert index.field_terms("kb") == ["kb-hr", "kb-it"]
+
+
+def test_concurrent_searches_and_writes(index):
+    import threading
+
+    errors = []
+
+    def search_many():
+        try:
+            for _ in range(20):
+                assert index.search("vpn password")[0].sys_id == "a1"
+                assert index.count() >= 3
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=search_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for number in range(5):
+        index.upsert([article(f"extra{number}", "Monitor flicker", "<p>Check the monitor cable.</p>")])
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert index.count() == 8
