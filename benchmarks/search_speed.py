@@ -135,7 +135,7 @@ def _read_itsm_records() -> tuple[list[str], list[str]]:
             description = _display(row.get("description"))
             sentences += _split_sentences(description)
             if table == "incident" and title:
-                # A case as the suggestion widget sees it: title plus description.
+                # A case as the suggestion widget queries it: title plus description.
                 queries.append(f"{title} {description[:300]}".strip())
     return sentences, queries
 
