@@ -414,3 +414,29 @@ def test_read_error_keeps_committed_batches(harness, monkeypatch):
 
     assert report.read == 4
     assert harness.index.ids() == set(ids)
+
+
+def test_scheduled_job_runs_sync(harness):
+    from inward.jobs import Scheduler
+    from knowledge.sync import schedule_knowledge_sync
+
+    class FakeServices:
+        settings = harness.settings
+        index = harness.index
+        store = harness.store
+
+        class platform:
+            records = harness.client.records
+
+    article = harness.add_article("Scheduled sync article")
+    scheduler = Scheduler(clock=lambda: 0.0)
+    schedule_knowledge_sync(scheduler, FakeServices())
+
+    for worker in scheduler.run_pending():
+        worker.join(30)
+
+    job = scheduler.job("knowledge.sync")
+    assert job.runs == 1
+    assert job.failures == 0
+    assert job.interval == harness.settings.knowledge.sync_interval_minutes * 60
+    assert harness.index.ids() == {article}
