@@ -43,6 +43,10 @@ from integration.tables import list_knowledge_bases, list_user_criteria
 
 logger = logging.getLogger(__name__)
 
+# Agents cached before expired entries are swept out; each entry holds a few
+# sets of sys_ids and a filter with its per-segment document lists.
+MAX_CACHED_AGENTS = 1000
+
 # The index stores this in ``can_read`` for an article without can-read criteria.
 ANYONE = "__anyone__"
 
@@ -184,8 +188,18 @@ class Visibility:
             return cached
         access = self._evaluate_access(agent, now)
         with self._lock:
+            if len(self._cache) >= MAX_CACHED_AGENTS:
+                self._drop_expired(now)
             self._cache[key] = access
         return access
+
+    def _drop_expired(self, now: float) -> None:
+        """Forget agents whose cached access expired; the caller holds the lock."""
+        expired = [key for key, access in self._cache.items() if access.expires_at <= now]
+        for key in expired:
+            del self._cache[key]
+            self._filters.pop(key, None)
+        logger.debug("Dropped %d expired agent entries from the visibility cache", len(expired))
 
     def _evaluate_access(self, agent: Any, now: float) -> AgentAccess:
         rules = self._rules

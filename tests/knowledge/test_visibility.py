@@ -431,3 +431,20 @@ def test_filter_documents_match_query_tree(tmp_path):
             assert set(searcher.docs_for_query(search_filter)) == fast, name
     finally:
         index.close()
+
+
+def test_expired_agents_swept_from_cache(monkeypatch):
+    import knowledge.visibility as visibility_module
+
+    monkeypatch.setattr(visibility_module, "MAX_CACHED_AGENTS", 2)
+    settings = settings_for_tests(knowledge={"visibility_cache_ttl": 60})
+    clock = FakeClock()
+    visibility = Visibility(rules_for(Case()), settings, clock=clock)
+    visibility.filter_for(AGENTS["alice"])
+    visibility.filter_for(AGENTS["bob"])
+
+    clock.now += 61
+    visibility.filter_for(AGENTS["dave"])
+
+    assert len(visibility._cache) == 1
+    assert set(visibility._filters) == set(visibility._cache)
