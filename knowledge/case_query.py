@@ -20,9 +20,8 @@ from knowledge.text import ENGLISH_STOP_WORDS
 logger = logging.getLogger(__name__)
 
 # Long descriptions are cut to their first distinct words, because every
-# extra optional term adds a clause to the search and dilutes the short
-# description's terms.
-MAX_SECONDARY_TERMS = 40
+# extra term adds four clauses (one per field) to the search.
+MAX_SECONDARY_TERMS = 20
 
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 # A line from which the rest of the text is quoted or signed: stop reading there.
@@ -103,9 +102,13 @@ def build_case_query(case: Any, ranking: Any = None) -> CaseQuery:
         (getattr(case, "latest_comment", ""), ranking.comment_weight),
     ]
     for source, weight in secondary:
-        for word in content_words(strip_boilerplate(source))[:MAX_SECONDARY_TERMS]:
-            if word not in primary:
-                boosts[word] = max(boosts.get(word, 0.0), weight)
+        words = [word for word in content_words(strip_boilerplate(source)) if word not in primary]
+        words = words[:MAX_SECONDARY_TERMS]
+        # Each source's words together weigh at most `weight` times the short
+        # description's words, so a long description cannot outvote the title.
+        share = weight * min(1.0, max(1, len(primary)) / max(1, len(words)))
+        for word in words:
+            boosts[word] = max(boosts.get(word, 0.0), share)
     for attribute, weight in (("category", ranking.category_weight), ("subcategory", ranking.category_weight),
                               ("product", ranking.product_weight)):
         for word in _label_words(getattr(case, attribute, "")):

@@ -54,10 +54,12 @@ _WORD = re.compile(r"\w+(?:['’.]\w+)*")
 
 @dataclass(frozen=True)
 class WeightedTerm:
-    """An analyzed query term and its weight (1.0 for plain query text)."""
+    """An analyzed query term, its weight (1.0 for plain query text) and whether the text contains it."""
 
     text: str
     weight: float = 1.0
+    # False for a term that only a boost added; such terms get no proximity pairs.
+    in_text: bool = True
 
 
 def split_answer_instructions(text: str) -> tuple[str, str]:
@@ -116,10 +118,11 @@ def query_terms(
         weights.setdefault(term, 1.0)
     for term in analyze(analyzer, remove_answer_format_words(remove_question_words(instructions))):
         weights.setdefault(term, instruction_weight)
+    in_text = set(weights)
     for word, weight in (boosts or {}).items():
         for term in analyze(analyzer, remove_question_words(word)):
             weights[term] = float(weight) if term not in weights else max(weights[term], float(weight))
-    return [WeightedTerm(term, weight) for term, weight in weights.items() if weight > 0]
+    return [WeightedTerm(term, weight, term in in_text) for term, weight in weights.items() if weight > 0]
 
 
 def field_weights(ranking: Any) -> dict[str, float]:
@@ -138,11 +141,12 @@ def build_field_query(field: str, terms: list[WeightedTerm], weight: float) -> w
 
 
 def build_proximity_query(terms: list[WeightedTerm], ranking: Any) -> wq.Query | None:
-    """Build the optional bonus clause for adjacent query-term pairs found near each other."""
-    if ranking.proximity_weight <= 0 or len(terms) < 2:
+    """Build the optional bonus clause for adjacent query-text term pairs found near each other."""
+    text_terms = [term for term in terms if term.in_text]
+    if ranking.proximity_weight <= 0 or len(text_terms) < 2:
         return None
     clauses = []
-    for first, second in zip(terms, terms[1:]):
+    for first, second in zip(text_terms, text_terms[1:]):
         boost = ranking.proximity_weight * min(first.weight, second.weight)
         for field in PROXIMITY_FIELDS:
             clauses.append(wq.Phrase(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))

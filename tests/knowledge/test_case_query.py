@@ -52,8 +52,10 @@ def test_case_query_weights_short_description_above_description():
     )
     query = build_case_query(case, ranking)
     assert query.text == "VPN disconnects"
-    assert query.boosts["printer"] == ranking.description_weight
-    assert query.boosts["reboot"] == ranking.comment_weight
+    # Two short-description words against four description words ("also
+    # printer toner low") and three comment words ("still broken reboot").
+    assert query.boosts["printer"] == pytest.approx(ranking.description_weight * 2 / 4)
+    assert query.boosts["reboot"] == pytest.approx(ranking.comment_weight * 2 / 3)
     assert "vpn" not in query.boosts
     assert "bob" not in query.boosts
     assert "hello" not in query.boosts
@@ -84,3 +86,11 @@ def test_case_query_search_kwargs():
     kwargs = query.search_kwargs()
     assert kwargs["query_text"] == "Printer jam"
     assert set(kwargs["boosts"]) == {"tray", "two"}
+
+
+def test_case_query_long_description_bounded():
+    ranking = settings_for_tests().ranking
+    description = " ".join(f"word{number}" for number in range(100))
+    query = build_case_query(FakeCase(short_description="Printer jam", description=description), ranking)
+    assert len(query.boosts) == 20
+    assert sum(query.boosts.values()) == pytest.approx(ranking.description_weight * 2)

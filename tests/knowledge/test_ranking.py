@@ -148,3 +148,23 @@ def test_field_weight_zero_ignores_field(tmp_path):
     knowledge_index.upsert([article("t", "Zebra crossing", "<p>Nothing else here.</p>")])
     assert knowledge_index.search("zebra") == []
     knowledge_index.close()
+
+
+def test_long_description_does_not_outvote_short_description(index):
+    index.upsert([
+        article("wifi", "Lobby Wi-Fi", "<p>Connect to the lobby Wi-Fi network with the guest code.</p>"),
+        article("toner", "Printer toner", "<p>Replace the printer toner cartridge when the tray light is on, "
+                "then print a test page, check the paper tray and reset the printer counter.</p>"),
+    ])
+    case = FakeCase(short_description="Lobby Wi-Fi not working",
+                    description="Printer toner cartridge, tray light on, test page, paper tray, printer counter.")
+    hits = index.search(**build_case_query(case, index.settings.ranking).search_kwargs())
+    assert hits[0].sys_id == "wifi"
+
+
+def test_boost_terms_get_no_proximity_pairs():
+    analyzer = build_analyzer("standard")
+    terms = query_terms("printer jam", analyzer, {"paper tray": 0.5})
+    assert [(term.text, term.in_text) for term in terms] == [
+        ("printer", True), ("jam", True), ("paper", False), ("tray", False)
+    ]
