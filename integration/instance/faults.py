@@ -62,6 +62,7 @@ class FaultController:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._counts: dict[tuple[str, int], int] = {}
+        self._window_start = clock()
         self._apply(faults)
 
     def _apply(self, faults: Section) -> None:
@@ -85,6 +86,7 @@ class FaultController:
         with self._lock:
             self._apply(loaded)
             self._counts.clear()
+            self._window_start = self._clock()
         logger.info("Instance faults set: %s", changes)
         return loaded
 
@@ -101,9 +103,11 @@ class FaultController:
         limit = self.faults.rate_limit_per_hour
         if limit <= 0:
             return RateDecision({})
+        # Windows are hours counted from when the faults were set, not clock
+        # hours, so a test never straddles a reset by chance.
         now = self._clock()
-        window = int(now // HOUR)
-        reset = (window + 1) * HOUR
+        window = int((now - self._window_start) // HOUR)
+        reset = int(self._window_start) + (window + 1) * HOUR
         with self._lock:
             count = self._counts.get((user_name, window), 0) + 1
             self._counts[(user_name, window)] = count
