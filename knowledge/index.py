@@ -43,6 +43,7 @@ from knowledge.ranking import (
     plan_query,
     prior_factors,
     query_terms,
+    score_passage,
 )
 from knowledge.text import Passage, build_analyzer
 
@@ -96,6 +97,21 @@ class SearchHit:
     kb_title: str
     updated_on: datetime | None
     explain: dict[str, Any] | None = None
+
+
+@dataclass
+class PassageHit:
+    """One passage of a ranked article, for answers that cite their source."""
+
+    sys_id: str
+    number: str
+    title: str
+    kb_sys_id: str
+    heading: str
+    text: str
+    position: int
+    score: float
+    article_score: float
 
 
 class MarkFormatter(highlight.Formatter):
@@ -390,6 +406,59 @@ class KnowledgeIndex:
             ranked = self._apply_priors(results)
             return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
                     for hit, score, prior, factors in ranked[:limit]]
+
+    def search_passages(
+        self,
+        query_text: str,
+        *,
+        filter: wq.Query | None = None,  # noqa: A002 - same meaning as in search()
+        limit: int = 5,
+        boosts: Mapping[str, float] | None = None,
+        articles: int = 10,
+    ) -> list[PassageHit]:
+        """Rank the passages of the best ``articles`` articles for ``query_text``; best first.
+
+        A passage's score is its own BM25 score (heading and text, with the
+        body field's IDF) times its article's score relative to the best
+        article, so a strong passage in a weak article ranks below an
+        equally strong one in the best article.
+        """
+        terms = query_terms(query_text, self.schema["body"].analyzer, boosts,
+                            instruction_weight=self.settings.ranking.instruction_weight)
+        if not terms or limit <= 0:
+            return []
+        plan = plan_query(terms, self.settings.ranking)
+        with self._lock:
+            searcher = self._searcher()
+            results = searcher.search(plan.combined(), filter=filter,
+                                      limit=max(articles, self.settings.ranking.candidates))
+            ranked = self._apply_priors(results)[:articles]
+            idf = {term.text: searcher.idf("body", term.text) for term in terms}
+            candidates = [(hit.fields(), score) for hit, score, _, _ in ranked]
+        return self._rank_passages(candidates, terms, idf)[:limit]
+
+    def _rank_passages(self, candidates: list[tuple[dict[str, Any], float]], terms: list[Any],
+                       idf: dict[str, float]) -> list[PassageHit]:
+        analyzer = self.schema["body"].analyzer
+        rows = []
+        for stored, article_score in candidates:
+            for item in json.loads(stored.get("passages") or "[]"):
+                tokens = [token.text for token in analyzer(item["heading"] + "\n" + item["text"])]
+                rows.append((stored, article_score, item, tokens))
+        if not rows:
+            return []
+        average_length = sum(len(tokens) for *_, tokens in rows) / len(rows)
+        best_article = max(score for _, score, _, _ in rows) or 1.0
+        hits = []
+        for stored, article_score, item, tokens in rows:
+            own = score_passage(tokens, terms, idf, average_length, self.settings.ranking)
+            hits.append(PassageHit(
+                sys_id=stored["sys_id"], number=stored.get("number", ""), title=stored.get("title", ""),
+                kb_sys_id=stored.get("kb", ""), heading=item["heading"], text=item["text"],
+                position=item["position"], score=own * article_score / best_article, article_score=article_score,
+            ))
+        hits.sort(key=lambda hit: (-hit.score, hit.sys_id, hit.position))
+        return hits
 
     def _apply_priors(self, results: Any) -> list[tuple[Any, float, float, dict[str, float]]]:
         """Multiply each candidate's text score by its capped prior factor and re-sort."""

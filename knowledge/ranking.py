@@ -236,3 +236,21 @@ def explain_hit(searcher: Any, plan: QueryPlan, docnum: int, factors: Mapping[st
         "prior_factor": prior,
         "score": score,
     }
+
+
+def score_passage(tokens: list[str], terms: list[WeightedTerm], idf: Mapping[str, float],
+                  average_length: float, ranking: Any) -> float:
+    """Return the BM25 score of one passage's analyzed tokens for the weighted query terms."""
+    if not tokens:
+        return 0.0
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+    k1, b = ranking.bm25_k1, ranking.bm25_b
+    norm = k1 * (1 - b + b * len(tokens) / max(average_length, 1.0))
+    score = 0.0
+    for term in terms:
+        frequency = counts.get(term.text, 0)
+        if frequency:
+            score += term.weight * idf.get(term.text, 0.0) * frequency * (k1 + 1) / (frequency + norm)
+    return score

@@ -286,3 +286,40 @@ def test_concurrent_searches_and_writes(index):
         thread.join()
     assert errors == []
     assert index.count() == 8
+
+
+LONG_ARTICLE = article(
+    "guide", "Office guide",
+    "<h2>Parking</h2><p>" + "Visitors park in the north lot near the gate. " * 8 + "</p>"
+    "<h2>Wi-Fi</h2><p>" + "The guest Wi-Fi password is printed at reception. " * 8 + "</p>",
+    kb_sys_id="kb-open",
+)
+
+
+def test_search_passages_ranks_matching_section_first(tmp_path, settings):
+    knowledge_index = KnowledgeIndex(tmp_path / "index", settings=settings)
+    knowledge_index.upsert([LONG_ARTICLE])
+
+    hits = knowledge_index.search_passages("What is the guest Wi-Fi password?", limit=2)
+
+    assert [(hit.sys_id, hit.heading) for hit in hits] == [("guide", "Wi-Fi"), ("guide", "Parking")]
+    assert "password" in hits[0].text
+    assert hits[0].score > hits[1].score
+    assert hits[1].score == 0.0
+    knowledge_index.close()
+
+
+def test_search_passages_respects_filter(tmp_path, settings):
+    knowledge_index = KnowledgeIndex(tmp_path / "index", settings=settings)
+    secret = article("secret", "Secret Wi-Fi", "<p>The staff Wi-Fi password is zebra.</p>", kb_sys_id="kb-secret")
+    knowledge_index.upsert([LONG_ARTICLE, secret])
+
+    hits = knowledge_index.search_passages("Wi-Fi password", filter=wq.Term("kb", "kb-open"))
+
+    assert {hit.sys_id for hit in hits} == {"guide"}
+    assert all("zebra" not in hit.text for hit in hits)
+    knowledge_index.close()
+
+
+def test_search_passages_without_terms(index):
+    assert index.search_passages("what is the") == []
