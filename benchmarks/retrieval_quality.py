@@ -10,6 +10,9 @@ distractors. Both systems index the same pool in the same run:
   variant), tokenized by ``bm25s.tokenize``: lower-cased words of two or
   more word characters, English stop words removed, no stemming.
 
+It also reports how often ``KnowledgeIndex.search_passages`` returns a
+passage that contains the question's expected answer.
+
 Run: ``.venv/bin/python benchmarks/retrieval_quality.py`` from the project root.
 """
 
@@ -32,6 +35,7 @@ from knowledge.datasets import (  # noqa: E402
     LabelledArticle,
     LabelledQuery,
     mtrag_articles,
+    read_jsonl,
     workarena_articles,
     workarena_queries,
 )
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 WORKARENA = SHARED_DATA / "workarena_kb"
 MTRAG = SHARED_DATA / "mtrag_ibmcloud"
 DEMO_ARTICLES = PROJECT_ROOT / "inward" / "demo" / "data" / "articles"
+PASSAGE_KEYS = ("answer_in_passage@1", "answer_in_passage@3")
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -81,6 +86,18 @@ def load_pool() -> tuple[dict[str, list[LabelledArticle]], list[LabelledQuery], 
     queries = [LabelledQuery(query=row["query"], relevant=tuple(row["relevant"]))
                for row in workarena_queries(WORKARENA)]
     return pool, queries, notes
+
+
+def passage_answer_rates(index, pairs: list[dict]) -> dict[str, float]:
+    """Return how often the expected answer is in the top 1 and top 3 passages from ``search_passages``."""
+    top1 = top3 = 0
+    for pair in pairs:
+        answer = pair["expected_answer"].lower()
+        found = [answer in f"{hit.heading}\n{hit.text}".lower()
+                 for hit in index.search_passages(pair["query"], limit=3)]
+        top1 += bool(found and found[0])
+        top3 += any(found)
+    return {"answer_in_passage@1": top1 / len(pairs), "answer_in_passage@3": top3 / len(pairs)}
 
 
 def evaluate_baseline(articles: list[LabelledArticle], queries: list[LabelledQuery]) -> dict[str, float]:
@@ -127,6 +144,8 @@ def report(pool: dict[str, list[LabelledArticle]], queries: list[LabelledQuery],
         rows.append(row)
     headers = ["metric", "Inward"] + (["BM25 baseline (bm25s)", "Inward / baseline"] if baseline else [])
     lines.append(format_table(headers, rows))
+    lines += ["", "Passages (Inward `search_passages`, expected WorkArena answer found in the passage text):", "",
+              format_table(["metric", "Inward"], [[key, f"{inward[key]:.4f}"] for key in PASSAGE_KEYS])]
     return "\n".join(lines)
 
 
@@ -143,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     articles = [article for group in pool.values() for article in group]
     overrides = parse_overrides(tuple(arguments.assignments))
     settings = load_settings(None, environ={}, overrides=overrides)
-    inward = evaluate_index(articles, queries, settings)
+    pairs = [pair for _, pair in read_jsonl(WORKARENA / "pairs.jsonl", "a WorkArena question pair")]
+    inward = evaluate_index(articles, queries, settings, extra=lambda index: passage_answer_rates(index, pairs))
     baseline = None if arguments.no_baseline else evaluate_baseline(articles, queries)
     print(report(pool, queries, inward, baseline, overrides, notes, time.perf_counter() - started))
 

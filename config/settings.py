@@ -287,7 +287,7 @@ class KnowledgeSchema(SectionSchema):
 class RankingSchema(SectionSchema):
     """Ranking weights; the defaults are justified in docs/benchmarks.md."""
 
-    title_weight = fields.Float(load_default=0.5, validate=non_negative)
+    title_weight = fields.Float(load_default=0.3, validate=non_negative)
     meta_weight = fields.Float(load_default=2.0, validate=non_negative)
     headings_weight = fields.Float(load_default=1.0, validate=non_negative)
     body_weight = fields.Float(load_default=1.0, validate=non_negative)

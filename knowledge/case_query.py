@@ -2,7 +2,7 @@
 
 The short description is the query text (weight 1.0). Words of the
 description and the latest customer comment are added at lower weights,
-and the category and product as small boosts; each weight is a
+and the category and product as small boosts. Each weight is a
 ``ranking.*`` setting. Boilerplate is removed first: email quoting and
 forwarded headers, signatures and closings, greetings, thanks, ticket
 numbers, URLs and email addresses.

@@ -118,8 +118,13 @@ def evaluate_index(
     settings,
     *,
     directory: str | None = None,
+    extra: Callable[[KnowledgeIndex], dict[str, float]] | None = None,
 ) -> dict[str, float]:
-    """Index ``articles`` in a temporary Whoosh index, run ``queries`` and return the metrics."""
+    """Index ``articles`` in a temporary Whoosh index, run ``queries`` and return the metrics.
+
+    ``extra``, when given, is called with the index after the queries and
+    its metrics are added to the result (the benchmark's passage metrics).
+    """
     with tempfile.TemporaryDirectory(prefix="inward-eval-", dir=directory) as workdir:
         index = KnowledgeIndex(workdir, settings=settings)
         try:
@@ -129,6 +134,8 @@ def evaluate_index(
                 return [hit.sys_id for hit in index.search(text, limit=RESULT_DEPTH)]
 
             metrics = summarize(run_queries(search, queries))
+            if extra is not None:
+                metrics.update(extra(index))
         finally:
             index.close()
     metrics["articles"] = len(articles)

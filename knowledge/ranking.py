@@ -41,7 +41,7 @@ exact exactly precise precisely only alone just single whole complete full word 
 form followed by your using as in
 """.split())
 
-# A sentence after the question that only says how to phrase the answer
+# A sentence after the question that only states how to phrase the answer
 # ("Answer with a number.", "Your answer should be the full name.").
 _ANSWER_INSTRUCTION = re.compile(
     r"^(?:please\s+)?(?:answer|respond|reply|provide|give|specify|state|indicate|record|express|"

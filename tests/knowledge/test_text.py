@@ -32,12 +32,12 @@ def test_html_to_text_decodes_entities():
     assert html_to_text("<p>Fish &amp; chips &lt;b&gt; &eacute;t&#233; &nbsp;x</p>") == "Fish & chips <b> été x"
 
 
-def test_html_to_text_keeps_headings_and_list_items_as_lines():
+def test_html_to_text_headings_and_items():
     html = "<h2>Steps</h2><ul><li>Open the portal</li><li>Click <b>Reset</b></li></ul><p>Done.</p>"
     assert html_to_text(html).splitlines() == ["Steps", "Open the portal", "Click Reset", "Done."]
 
 
-def test_html_to_text_joins_table_cells_of_a_row():
+def test_html_to_text_table_row_cells():
     html = (
         "<table><tr><th>Room</th><th>Seats</th></tr>"
         "<tr><td>B-762</td><td>40</td></tr></table><p>Below</p>"
