@@ -52,6 +52,10 @@ def retrieval(ctx: click.Context, articles_path: str, queries_path: str, as_json
         sys.exit(2)
     if limit is not None:
         queries = queries[:limit]
+    if not articles or not queries:
+        empty = articles_path if not articles else queries_path
+        click.echo(f"Error: {empty} contains no lines to evaluate; add at least one.", err=True)
+        sys.exit(2)
     settings = load_eval_settings(ctx, assignments)
     metrics = evaluate_index(articles, queries, settings)
     if as_json:

@@ -178,3 +178,11 @@ def test_eval_retrieval_reports_bad_article_line(labelled_files):
     result = run_cli("--articles", str(articles), "--queries", str(queries))
     assert result.exit_code == 2
     assert f"{articles}:2: field 'html' is the number 5; expected a string" in result.output
+
+
+def test_eval_retrieval_rejects_empty_queries(labelled_files):
+    articles, queries = labelled_files
+    queries.write_text("\n")
+    result = run_cli("--articles", str(articles), "--queries", str(queries), "--json")
+    assert result.exit_code == 2
+    assert f"{queries} contains no lines to evaluate" in result.output
