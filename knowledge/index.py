@@ -236,19 +236,31 @@ class KnowledgeIndex:
         """Return the name of the live generation directory."""
         return self._generation
 
+    def _follow_rebuild(self) -> bool:
+        """Switch to the generation named by ``current`` if another process rebuilt the index."""
+        pointer = self._read_pointer() or {}
+        generation = pointer.get("generation")
+        if generation in (None, self._generation) or pointer.get("schema") != self.fingerprint:
+            return False
+        with self._lock:
+            self._use(whoosh_index.open_dir(str(self.root / generation)), generation)
+        logger.info("Switched to knowledge index generation %s, rebuilt by another process.", generation)
+        return True
+
     def _searcher(self) -> Any:
         """Return a searcher on the latest commit, following a rebuild done by another process."""
         with self._lock:
-            pointer = self._read_pointer() or {}
-            if pointer.get("generation") not in (None, self._generation) and pointer.get("schema") == self.fingerprint:
-                self._use(whoosh_index.open_dir(str(self.root / pointer["generation"])), pointer["generation"])
-            elif not self._searcher_obj.up_to_date():
+            if not self._follow_rebuild() and not self._searcher_obj.up_to_date():
                 self._refresh()
             return self._searcher_obj
 
     # -- writing -------------------------------------------------------------------
 
     def _writer(self, ix: Any = None) -> Any:
+        """Open a writer on ``ix`` or the live generation, waiting up to ``index.lock_timeout``."""
+        if ix is None:
+            # Never write into a generation that another process's rebuild replaced.
+            self._follow_rebuild()
         timeout = self.settings.index.lock_timeout
         try:
             return (ix or self._ix).writer(timeout=timeout, delay=min(0.1, timeout))

@@ -323,3 +323,12 @@ def test_search_passages_respects_filter(tmp_path, settings):
 
 def test_search_passages_without_terms(index):
     assert index.search_passages("what is the") == []
+
+
+def test_upsert_follows_rebuild_by_other_instance(index, tmp_path, settings):
+    other = KnowledgeIndex(tmp_path / "index", settings=settings)
+    other.rebuild([PAYROLL])
+    index.upsert([PRINTER])
+    assert index.generation == other.generation
+    assert other.ids() == {"a2", "a3"}
+    other.close()
