@@ -101,7 +101,7 @@ class SearchHit:
 
 @dataclass
 class PassageHit:
-    """One passage of a ranked article, for answers that cite their source."""
+    """One passage of a ranked article, the unit the assistant cites."""
 
     sys_id: str
     number: str
@@ -337,7 +337,7 @@ class KnowledgeIndex:
 
         Whoosh-Reloaded 2.7.5's ``Searcher.refresh()`` merges the old reader's
         segments into the new list, so a replaced or deleted document stays
-        visible; opening a new searcher avoids that. The old searcher is not
+        visible. Opening a new searcher avoids that. The old searcher is not
         closed because another thread may still read from it; its files are
         closed when it is garbage-collected.
         """
@@ -432,7 +432,7 @@ class KnowledgeIndex:
 
         A passage's score is its own BM25 score (heading and text, with the
         body field's IDF) times its article's score relative to the best
-        article, so a strong passage in a weak article ranks below an
+        article. A strong passage in a weak article therefore ranks below an
         equally strong one in the best article.
         """
         terms = query_terms(query_text, self.schema["body"].analyzer, boosts,

@@ -63,7 +63,7 @@ class WeightedTerm:
 
 
 def split_answer_instructions(text: str) -> tuple[str, str]:
-    """Split off the sentences after the first that say how to format the answer.
+    """Split off the sentences after the first that state how to format the answer.
 
     Returns (question, instructions). Instructions still name the thing asked
     for ("Answer with the full name of the manager"), so callers keep their
