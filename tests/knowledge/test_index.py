@@ -332,3 +332,12 @@ def test_upsert_follows_rebuild_by_other_instance(index, tmp_path, settings):
     assert index.generation == other.generation
     assert other.ids() == {"a2", "a3"}
     other.close()
+
+
+def test_garbage_pointer_file_rebuilt_empty(index, tmp_path, settings):
+    index.close()
+    (tmp_path / "index" / POINTER_FILE).write_bytes(b"\xff\x00 not json")
+    reopened = KnowledgeIndex(tmp_path / "index", settings=settings)
+    assert reopened.ids() == set()
+    assert "unreadable pointer file" in reopened.reset_reason
+    reopened.close()
