@@ -28,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import PROJECT_ROOT, SHARED_DATA, format_table, machine_table  # noqa: E402
+from benchmarks._common import PROJECT_ROOT, SHARED_DATA, format_table, machine_table  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from knowledge.datasets import (  # noqa: E402
