@@ -168,3 +168,18 @@ def test_boost_terms_get_no_proximity_pairs():
     assert [(term.text, term.in_text) for term in terms] == [
         ("printer", True), ("jam", True), ("paper", False), ("tray", False)
     ]
+
+
+def test_prior_cap_bounds_large_weights(tmp_path):
+    settings = settings_for_tests(ranking={"helpful_weight": 10.0, "attach_weight": 10.0, "prior_cap": 1.2})
+    knowledge_index = KnowledgeIndex(tmp_path / "index", settings=settings)
+    knowledge_index.upsert([
+        article("relevant", "Reset a forgotten VPN password", "<p>Reset a forgotten VPN password in the portal.</p>"),
+        article("popular", "Office parking rules", "<p>Your portal shows the parking pass.</p>",
+                helpful_ratio=1.0, attach_count=5000),
+    ])
+    hits = knowledge_index.search("forgotten VPN password reset portal", explain=True)
+    assert [hit.sys_id for hit in hits] == ["relevant", "popular"]
+    assert hits[1].explain["priors"]["helpful"] == pytest.approx(11.0)
+    assert hits[1].explain["prior_factor"] == pytest.approx(1.2)
+    knowledge_index.close()
