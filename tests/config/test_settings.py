@@ -349,3 +349,48 @@ def test_reference_documents_no_stale_key():
     stale = documented_key_paths() - schema_key_paths(SettingsSchema())
 
     assert stale == set(), "remove these keys from docs/configuration.md"
+
+
+def documented_defaults():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    defaults, section = {}, None
+    for line in text.splitlines():
+        heading = re.match(r"^#{2,3} ([a-z0-9_.]+)$", line)
+        if heading:
+            section = heading.group(1)
+            continue
+        row = re.match(r"^\| `([a-z0-9_.]+)` \| `([^`]*)` \|", line)
+        if row and section:
+            defaults[f"{section}.{row.group(1)}"] = row.group(2)
+    return defaults
+
+
+def effective_default(settings, key_path):
+    from config.secrets import Secret
+
+    value = settings
+    for part in key_path.split("."):
+        value = getattr(value, part)
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def test_reference_defaults_match_schema():
+    from config.settings import settings_for_tests
+
+    import yaml
+
+    settings = settings_for_tests()
+    wrong = {}
+    for key, documented in documented_defaults().items():
+        actual = effective_default(settings, key)
+        # A string setting is compared as written, because YAML reads `off` as false.
+        expected = documented if isinstance(actual, str) and documented != '""' else yaml.safe_load(documented)
+        if expected != actual:
+            wrong[key] = (documented, actual)
+
+    assert wrong == {}, "fix these defaults in docs/configuration.md: key: (documented, actual)"
