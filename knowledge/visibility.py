@@ -12,7 +12,7 @@ everyone unless ``knowledge.block_access_with_no_user_criteria`` is set; an
 article's can-read criteria, when present, must match as well.
 
 A user criteria record matches when the agent is listed in ``user``, is a
-member of a listed ``group`` or has a listed ``role``; with ``match_all``
+member of a listed ``group`` or has a listed ``role``. With ``match_all``,
 every non-empty condition must hold. Inward cannot evaluate the other kinds
 (department, location, company, cost center, scripted ``advanced``
 criteria), nor criteria it could not load. Such a criteria never grants
@@ -43,8 +43,8 @@ from integration.tables import list_knowledge_bases, list_user_criteria
 
 logger = logging.getLogger(__name__)
 
-# Agents cached before expired entries are swept out; each entry holds a few
-# sets of sys_ids and a filter with its per-segment document lists.
+# Agents cached before expired entries are swept out. Each entry contains a
+# few sets of sys_ids and a filter with its per-segment document lists.
 MAX_CACHED_AGENTS = 1000
 
 # The index stores this in ``can_read`` for an article without can-read criteria.
