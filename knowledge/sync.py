@@ -146,6 +146,9 @@ def sync_knowledge(
     with closing(read_ahead(batches)) as ready:
         for batch in ready:
             apply_batch(parts, batch, titles, known_ids, report, today=now.date())
+            # NOTE: sys_updated_on has one-second resolution. An article saved
+            # later within the cursor's second, with a smaller sys_id, sorts
+            # before the cursor and is missed until --full or its next update.
             state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
             save_state(parts.store, state)
             read_ids.update(article.sys_id for article in batch)
