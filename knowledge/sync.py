@@ -114,6 +114,19 @@ class SyncState:
         return (self.updated_on, self.sys_id)
 
 
+def needs_full_sync(known_ids: set[str]) -> bool:
+    """Tell whether a saved cursor is useless because the index holds no articles.
+
+    A corrupt or schema-mismatched index is replaced by an empty one at
+    start-up; an incremental read from the old cursor would then leave every
+    older article out of the index.
+    """
+    if known_ids:
+        return False
+    logger.warning("Knowledge index is empty; running a full sync instead of an incremental one")
+    return True
+
+
 def sync_knowledge(
     services: Any,
     *,
@@ -134,12 +147,14 @@ def sync_knowledge(
     started = time.monotonic()
     report = SyncReport(full=full)
     state = load_state(parts.store)
+    known_ids = set(parts.index.ids())
+    if not full and state.updated_on is not None and needs_full_sync(known_ids):
+        full = report.full = True
     if full:
         state.updated_on, state.sys_id = None, ""
     logger.info("Knowledge sync started (full=%s) from cursor %s", full, state.cursor)
 
     titles = load_knowledge_bases(parts)
-    known_ids = set(parts.index.ids())
     read_ids: set[str] = set()
     articles = list_articles_updated_since(parts.records, cursor=state.cursor)
     batches = batched(articles, parts.settings.knowledge.sync_batch_size)

@@ -143,6 +143,19 @@ def test_incremental_sync_without_changes_reads_nothing(harness):
     assert len(harness.index.ids()) == 1
 
 
+def test_emptied_index_triggers_full_sync(harness):
+    harness.add_article("Wi-Fi guest access")
+    harness.add_article("Printer offline")
+    harness.sync()
+    harness.index.rebuild([])
+
+    report = harness.sync()
+
+    assert report.full is True
+    assert report.indexed == 2
+    assert indexed_titles(harness.index) == {"Wi-Fi guest access", "Printer offline"}
+
+
 @pytest.mark.parametrize(
     "change",
     [
