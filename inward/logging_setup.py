@@ -117,6 +117,8 @@ def configure_logging(settings: Section, *, stream: IO[str] | None = None) -> lo
     # Alembic logs "Context impl ..." each time the store's revision is read,
     # which /healthz does; Store.upgrade logs the migrations it applies itself.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # Alembic 1.16 and later also log one "setup plugin" line per plugin.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     _installed_handler = handler
     logger.debug("Logging configured: level %s, format %s", settings.logging.level, settings.logging.format)
     return handler
