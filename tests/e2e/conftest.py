@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.widgets.helpers import build_app, seed_platform, widget_settings
 
@@ -41,11 +41,18 @@ def demo_sidecar(instance, tmp_path):
     yield from serve_sidecar(instance, tmp_path)
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without its access log line, which would print the token in widget URLs."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
 def serve_sidecar(instance, tmp_path):
     """Sync the index, serve the app on a free loopback port and yield (base URL, settings)."""
     settings = widget_settings(instance, tmp_path, dev_mode=True)
     app, services = build_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="sidecar-e2e", daemon=True)
     thread.start()
     try:
