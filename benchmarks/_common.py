@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from knowledge.evaluation import percentile  # noqa: F401 - re-exported for the benchmarks
+
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,17 +50,6 @@ def machine_info() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
     }
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Return the ``share`` (0..1) percentile of ``values`` by linear interpolation."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * share
-    lower = int(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
