@@ -267,6 +267,8 @@ class IndexSchema(SectionSchema):
     # "stemming" (Snowball English stems) or "standard" (lower-cased words). Changing it
     # changes the stored schema version, so the index is rebuilt empty at start-up.
     analyzer = fields.String(load_default="stemming", validate=validate.OneOf(["stemming", "standard"]))
+    # Seconds without index writes before the candidate snapshot is rebuilt.
+    candidate_rebuild_delay = fields.Float(load_default=2.0, validate=non_negative)
 
 
 class KnowledgeSchema(SectionSchema):
