@@ -149,6 +149,8 @@ class CandidateIndex:
         self._dirty: set[str] = set()
         self._in_build: set[str] = set()
         self._lock = threading.Lock()
+        # Serializes rebuilds, so the dirty sets of two builds never mix.
+        self._build_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._requested_at: float | None = None
         self._closed = False
@@ -199,14 +201,35 @@ class CandidateIndex:
         if self._thread is not threading.current_thread():
             self._thread.join()
 
+    def rebuild_now(self, *, invalidate: bool = False) -> None:
+        """Build a snapshot of every article in the calling thread.
+
+        ``invalidate`` drops the current snapshot first, so searches use the
+        full query during the build (after the index was replaced).
+        """
+        if invalidate:
+            with self._wake:
+                self._snapshot = None
+        with self._build_lock:
+            with self._wake:
+                self._start_build()
+            self._rebuild()
+
     def _run(self) -> None:
         while True:
             with self._wake:
                 if not self._wait_for_request():
                     return
-                self._in_build, self._dirty = self._dirty, set()
-                self._requested_at = None
-            self._rebuild()
+            with self._build_lock:
+                with self._wake:
+                    self._start_build()
+                self._rebuild()
+
+    def _start_build(self) -> None:
+        """Move the dirty sys_ids aside for the build about to read the index; hold the lock."""
+        self._in_build |= self._dirty
+        self._dirty = set()
+        self._requested_at = None
 
     def _wait_for_request(self) -> bool:
         """Wait, holding the lock, until a request is ``rebuild_delay`` old; False once closed."""

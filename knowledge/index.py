@@ -175,7 +175,8 @@ class KnowledgeIndex:
         self._open()
         self._candidates = CandidateIndex(self._stored_documents, self._tokenize,
                                           rebuild_delay=settings.index.candidate_rebuild_delay)
-        self._candidates.request_rebuild(now=True)
+        # Built before the first search, so searches at start-up are fast too.
+        self._candidates.rebuild_now()
 
     # -- opening, start-up checks and generations ---------------------------------
 
@@ -360,7 +361,7 @@ class KnowledgeIndex:
             raise
         with self._lock:
             self._switch(name, ix)
-        self._candidates.request_rebuild(now=True, invalidate=True)
+        self._candidates.rebuild_now(invalidate=True)
         logger.info("Rebuilt the knowledge index at %s with %d articles (%s).", self.root, count, name)
         return count
 
@@ -408,6 +409,8 @@ class KnowledgeIndex:
             return wq.NullQuery
         # Require scores with the first query only; the sys_id clause just
         # lets Whoosh's intersection skip every other article's postings.
+        # NOTE: search it with optimize=False, because Whoosh-Reloaded 2.7.5's
+        # RequireMatcher.skip_to_quality fails an assertion in IntersectionMatcher.
         return wq.Require(query, wq.Or([wq.Term("sys_id", sys_id) for sys_id in sys_ids]))
 
     # -- reading -------------------------------------------------------------------
@@ -479,7 +482,7 @@ class KnowledgeIndex:
         query = self._restrict_to_candidates(plan, terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(query, filter=filter, limit=candidates, terms=True)
+            results = searcher.search(query, filter=filter, limit=candidates, terms=True, optimize=False)
             results.formatter = MarkFormatter()
             results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
             ranked = self._apply_priors(results)
@@ -511,7 +514,7 @@ class KnowledgeIndex:
         query = self._restrict_to_candidates(plan, terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(query, filter=filter, limit=candidates)
+            results = searcher.search(query, filter=filter, limit=candidates, optimize=False)
             ranked = self._apply_priors(results)[:articles]
             idf = {term.text: searcher.idf("body", term.text) for term in terms}
             candidates = [(hit.fields(), score) for hit, score, _, _ in ranked]
