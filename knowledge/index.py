@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,10 @@ from whoosh import fields as wf
 from whoosh import highlight, index as whoosh_index, query as wq, scoring
 from whoosh.index import LockError
 
-from knowledge.candidates import CandidateIndex
+from knowledge.candidates import CandidateDocs, CandidateIndex, CandidatePhrase, CandidateTerm
 from knowledge.documents import ArticleDoc
 from knowledge.errors import IndexBusy, KnowledgeError
 from knowledge.ranking import (
-    TEXT_FIELDS,
     QueryPlan,
     WeightedTerm,
     combined_prior,
@@ -394,24 +394,18 @@ class KnowledgeIndex:
         """Wait until the candidate snapshot includes every write; return whether it does."""
         return self._candidates.wait_until_current(timeout)
 
-    def _restrict_to_candidates(self, plan: QueryPlan, terms: list[WeightedTerm],
-                                filter: wq.Query | None, count: int) -> wq.Query:  # noqa: A002
-        """Return the plan's query limited to the candidate articles, or unlimited without a snapshot."""
-        query = plan.combined()
+    def _plan(self, terms: list[WeightedTerm], filter: wq.Query | None, count: int) -> QueryPlan:  # noqa: A002
+        """Build the query plan, limited to the candidate articles when a snapshot exists."""
+        ranking = self.settings.ranking
         picked = self._candidates.candidates(terms, count, filter)
         if picked is None:
-            return query
+            return plan_query(terms, ranking)
         best, dirty = picked
         if len(dirty) > MAX_DIRTY_CANDIDATES:
-            return query
-        sys_ids = sorted(set(best) | dirty)
-        if not sys_ids:
-            return wq.NullQuery
-        # Require scores with the first query only; the sys_id clause just
-        # lets Whoosh's intersection skip every other article's postings.
-        # NOTE: search it with optimize=False, because Whoosh-Reloaded 2.7.5's
-        # RequireMatcher.skip_to_quality fails an assertion in IntersectionMatcher.
-        return wq.Require(query, wq.Or([wq.Term("sys_id", sys_id) for sys_id in sys_ids]))
+            return plan_query(terms, ranking)
+        docs = CandidateDocs([*best, *dirty])
+        return plan_query(terms, ranking, term_query=partial(CandidateTerm, candidates=docs),
+                          phrase_query=partial(CandidatePhrase, candidates=docs))
 
     # -- reading -------------------------------------------------------------------
 
@@ -477,12 +471,11 @@ class KnowledgeIndex:
                             instruction_weight=self.settings.ranking.instruction_weight)
         if not terms or limit <= 0:
             return []
-        plan = plan_query(terms, self.settings.ranking)
         candidates = max(limit, self.settings.ranking.candidates)
-        query = self._restrict_to_candidates(plan, terms, filter, candidates)
+        plan = self._plan(terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(query, filter=filter, limit=candidates, terms=True, optimize=False)
+            results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
             results.formatter = MarkFormatter()
             results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
             ranked = self._apply_priors(results)
@@ -509,12 +502,11 @@ class KnowledgeIndex:
                             instruction_weight=self.settings.ranking.instruction_weight)
         if not terms or limit <= 0:
             return []
-        plan = plan_query(terms, self.settings.ranking)
         candidates = max(articles, self.settings.ranking.candidates)
-        query = self._restrict_to_candidates(plan, terms, filter, candidates)
+        plan = self._plan(terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(query, filter=filter, limit=candidates, optimize=False)
+            results = searcher.search(plan.combined(), filter=filter, limit=candidates)
             ranked = self._apply_priors(results)[:articles]
             idf = {term.text: searcher.idf("body", term.text) for term in terms}
             candidates = [(hit.fields(), score) for hit, score, _, _ in ranked]
@@ -559,8 +551,7 @@ class KnowledgeIndex:
         stored = hit.fields()
         details = None
         if explain:
-            matched = sorted({f"{field}:{_decode(text)}" for field, text in hit.matched_terms()
-                              if field in TEXT_FIELDS})
+            matched = sorted({f"{field}:{_decode(text)}" for field, text in hit.matched_terms()})
             details = explain_hit(searcher, plan, hit.docnum, factors, prior, matched, score)
         return SearchHit(
             sys_id=stored["sys_id"],

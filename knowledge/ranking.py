@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -135,12 +135,14 @@ def field_weights(ranking: Any) -> dict[str, float]:
     }
 
 
-def build_field_query(field: str, terms: list[WeightedTerm], weight: float) -> wq.Query:
+def build_field_query(field: str, terms: list[WeightedTerm], weight: float,
+                      term_query: Callable[..., wq.Query] = wq.Term) -> wq.Query:
     """Build the disjunction of the query terms in one field, boosted by the field weight."""
-    return wq.Or([wq.Term(field, term.text, boost=weight * term.weight) for term in terms])
+    return wq.Or([term_query(field, term.text, boost=weight * term.weight) for term in terms])
 
 
-def build_proximity_query(terms: list[WeightedTerm], ranking: Any) -> wq.Query | None:
+def build_proximity_query(terms: list[WeightedTerm], ranking: Any,
+                          phrase_query: Callable[..., wq.Query] = wq.Phrase) -> wq.Query | None:
     """Build the optional bonus clause for adjacent query-text term pairs found near each other."""
     text_terms = [term for term in terms if term.in_text]
     if ranking.proximity_weight <= 0 or len(text_terms) < 2:
@@ -149,7 +151,7 @@ def build_proximity_query(terms: list[WeightedTerm], ranking: Any) -> wq.Query |
     for first, second in zip(text_terms, text_terms[1:]):
         boost = ranking.proximity_weight * min(first.weight, second.weight)
         for field in PROXIMITY_FIELDS:
-            clauses.append(wq.Phrase(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))
+            clauses.append(phrase_query(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))
     return wq.Or(clauses)
 
 
@@ -169,14 +171,20 @@ class QueryPlan:
         return wq.Or(clauses)
 
 
-def plan_query(terms: list[WeightedTerm], ranking: Any) -> QueryPlan:
-    """Build the query plan for weighted terms with the configured field weights."""
+def plan_query(terms: list[WeightedTerm], ranking: Any, *,
+               term_query: Callable[..., wq.Query] = wq.Term,
+               phrase_query: Callable[..., wq.Query] = wq.Phrase) -> QueryPlan:
+    """Build the query plan for weighted terms with the configured field weights.
+
+    ``term_query`` and ``phrase_query`` build the leaf queries; the search
+    passes ones that match only the candidate articles.
+    """
     fields = {
-        field: build_field_query(field, terms, weight)
+        field: build_field_query(field, terms, weight, term_query)
         for field, weight in field_weights(ranking).items()
         if weight > 0
     }
-    return QueryPlan(terms=terms, fields=fields, proximity=build_proximity_query(terms, ranking))
+    return QueryPlan(terms=terms, fields=fields, proximity=build_proximity_query(terms, ranking, phrase_query))
 
 
 def prior_factors(stored: Mapping[str, Any], ranking: Any, now: datetime | None = None) -> dict[str, float]:
