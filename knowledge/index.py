@@ -476,8 +476,13 @@ class KnowledgeIndex:
         with self._lock:
             searcher = self._searcher()
             results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
-            results.formatter = MarkFormatter()
-            results.fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
+            # Re-analyzing the few bodies shown costs less than Whoosh's default,
+            # which reads the stored match offsets of each term for every result.
+            results.highlighter = highlight.Highlighter(
+                fragmenter=highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True),
+                formatter=MarkFormatter(),
+                always_retokenize=True,
+            )
             ranked = self._apply_priors(results)
             return [self._to_hit(searcher, plan, hit, prior, factors, score, explain)
                     for hit, score, prior, factors in ranked[:limit]]
