@@ -14,6 +14,7 @@ from config.settings import Section
 from inward import http_errors, security
 from inward.auth import require_agent
 from inward.services import Services
+from inward.store import get_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +76,19 @@ def _log_requests(app: Flask) -> None:
 
 @core.get("/healthz")
 def healthz():
-    """Report whether the state store is reachable and migrated and the index exists (no auth)."""
+    """Report whether the store is migrated and the index was filled by a sync (no auth)."""
     services: Services = current_app.extensions["inward"]
     store = services.store
     store_ok = store.ping()
     revision = store.current_revision() if store_ok else None
     migrated = store_ok and revision == store.head_revision()
     index_ok = _index_present(services.settings.index.path)
-    healthy = store_ok and migrated and index_ok
+    synced = migrated and _knowledge_synced(store)
+    healthy = store_ok and migrated and index_ok and synced
     body = {
         "status": "ok" if healthy else "unavailable",
         "store": {"reachable": store_ok, "migrated": migrated},
-        "index": {"present": index_ok},
+        "index": {"present": index_ok, "synced": synced},
     }
     return jsonify(body), 200 if healthy else 503
 
@@ -94,6 +96,17 @@ def healthz():
 def _index_present(path: str) -> bool:
     folder = Path(path)
     return folder.is_dir() and any(folder.iterdir())
+
+
+def _knowledge_synced(store) -> bool:
+    """Tell whether a knowledge sync has finished at least once against this store.
+
+    An index folder exists from the first start, before any article is in it,
+    so only a finished sync shows that suggestions can be served.
+    """
+    with store.session() as session:
+        cursor = get_cursor(session, name="knowledge")
+    return isinstance(cursor, dict) and bool(cursor.get("last_run_on"))
 
 
 @core.get("/api/v1/auth/whoami")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.errors import InwardError
-from inward.store import Store
+from inward.store import Store, set_cursor
 from tests.inward.helpers import app, client, directory, settings  # noqa: F401
 
 
@@ -123,11 +123,29 @@ def test_healthz_unavailable_before_migration(client):
 
     assert response.status_code == 503
     assert response.json["store"] == {"reachable": True, "migrated": False}
-    assert response.json["index"] == {"present": False}
+    assert response.json["index"] == {"present": False, "synced": False}
+
+
+def mark_knowledge_synced(store_url):
+    store = Store(store_url)
+    store.upgrade()
+    with store.session() as session:
+        set_cursor(session, name="knowledge", cursor={"sys_id": "", "last_run_on": "2026-12-04"})
+
+
+def test_healthz_unavailable_before_first_sync(client, settings, tmp_path):
+    Store(settings.store.url).upgrade()
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "MAIN.toc").write_text("")
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json["index"] == {"present": True, "synced": False}
 
 
 def test_healthz_ok_when_store_and_index_ready(client, settings, tmp_path):
-    Store(settings.store.url).upgrade()
+    mark_knowledge_synced(settings.store.url)
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "MAIN.toc").write_text("")
 

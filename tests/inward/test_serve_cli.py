@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from inward.store import Store, set_cursor
+
 INWARD = str(Path(sys.executable).with_name("inward"))
 SECRET = "serve-test-secret-0123456789abcdef-01"
 
@@ -82,6 +84,9 @@ def test_serve_answers_healthz_and_stops_on_sigterm(served, tmp_path):
     process, base_url = served
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "MAIN.toc").write_text("")
+    store = Store(f"sqlite:///{tmp_path}/var/inward.db")
+    with store.session() as session:
+        set_cursor(session, name="knowledge", cursor={"sys_id": "", "last_run_on": "2026-12-04"})
 
     status, headers, body = get(f"{base_url}/healthz")
     process.send_signal(signal.SIGTERM)
