@@ -483,7 +483,8 @@ def print_report(source: TextSource, latency: list[dict], sync: dict | None, rss
     print("## Search speed\n")
     print(f"Corpus: synthetic articles, {source.description}; seed {args.seed}.")
     print(f"Queries: {len(args.query_list)} per size (incident titles and descriptions, agent questions), "
-          f"after {args.warmup} warm-up queries; limit {args.limit}; an agent visibility filter on every search.\n")
+          f"after {args.warmup} warm-up queries; limit {args.limit}; an agent visibility filter on every search; "
+          f"ranking.candidates {args.candidates_used}.\n")
     rows = []
     for row in latency:
         goal = GOALS["p95_ms"].get(row["size"])
@@ -524,6 +525,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--changed", type=int, default=100,
                         help="articles changed before the incremental sync (default: %(default)s)")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--candidates", type=int,
+                        help="articles the first search stage passes on (ranking.candidates; default: the setting's)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the corpus (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and print its path")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
@@ -558,7 +561,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.limit = settings_for_tests().knowledge.suggestions_limit
         articles = generate_articles(max(args.size_list + [args.sync_size]), source, args.seed)
         overrides = {"knowledge": {}}
+        if args.candidates is not None:
+            overrides["ranking"] = {"candidates": args.candidates}
         settings = settings_for_tests(**overrides)
+        args.candidates_used = settings.ranking.candidates
         latency = []
         for size in args.size_list:
             print(f"measuring search latency at {size} articles ...", file=sys.stderr)

@@ -12,14 +12,18 @@ from its environment variable or from a file named by ``<key>_file``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from config.errors import ConfigError
 from config.secrets import MASK, Secret
@@ -110,11 +114,56 @@ ORIGIN_PATTERN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 def _validate_origin(value: str) -> None:
+    # The caller appends the value, so the message does not repeat it.
     if not ORIGIN_PATTERN.match(value):
         raise ValidationError(
-            f"{value!r} is not an origin; write scheme://host[:port] with no path "
+            "Not an origin; write scheme://host[:port] with no path "
             "or trailing slash, for example https://acme.service-now.com."
         )
+
+
+def _split_url(value: str) -> tuple[str, str | None, str] | None:
+    """Return (scheme, host, rest) of a URL, or None when it has spaces or a bad port."""
+    if any(character.isspace() for character in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        return None
+    return parts.scheme.lower(), parts.hostname, value
+
+
+def web_url(example: str):
+    """Build a validator for an empty value or an absolute http(s) URL without query or fragment."""
+    expected = f"Must be empty or an absolute http:// or https:// URL such as {example}"
+
+    def check(value: str) -> None:
+        if value == "":
+            return
+        parts = _split_url(value)
+        if parts is None or parts[0] not in ("http", "https") or not parts[1]:
+            raise ValidationError(f"{expected}.")
+        if "?" in value or "#" in value:
+            raise ValidationError(f"{expected}, without a query (?...) or fragment (#...).")
+
+    return check
+
+
+def _validate_redis_url(value: str) -> None:
+    parts = _split_url(value)
+    if parts is None or parts[0] not in ("redis", "rediss"):
+        raise ValidationError("Must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0.")
+
+
+def _validate_database_url(value: str) -> None:
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValidationError(
+            "Must be a SQLAlchemy database URL such as sqlite:///var/inward.db "
+            "or postgresql+psycopg://inward@db.example.com:5432/inward."
+        ) from None
 
 
 class ServerSchema(SectionSchema):
@@ -122,7 +171,7 @@ class ServerSchema(SectionSchema):
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     # The address agents' browsers use to reach the sidecar, when it differs
     # from host:port (a reverse proxy).
-    public_url = fields.String(load_default="")
+    public_url = fields.String(load_default="", validate=web_url("https://inward.example.com"))
     # Development mode enables `inward token`, the workspace preview page and
     # relaxed defaults. Never turn it on in production.
     dev_mode = fields.Boolean(load_default=False)
@@ -154,7 +203,7 @@ class RetrySchema(SectionSchema):
 class PlatformSchema(SectionSchema):
     # Base URL of the instance, e.g. https://acme.service-now.com. Empty means
     # the embedded instance described under `instance`.
-    url = fields.String(load_default="")
+    url = fields.String(load_default="", validate=web_url("https://acme.service-now.com"))
     auth = fields.String(load_default="basic", validate=validate.OneOf(["basic", "oauth"]))
     user = fields.String(load_default="inward.integration")
     password = SecretField(load_default=lambda: Secret())
@@ -233,6 +282,7 @@ class AuthSchema(SectionSchema):
 
     jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "RS256"]))
     jwt_secret = SecretField(load_default=lambda: Secret())
+    # Checked for readability by load_settings (see FILE_PATHS), not by the schema.
     jwt_public_key_file = fields.String(load_default="")
     jwt_issuer = fields.String(load_default="inward-dev")
     jwt_audience = fields.String(load_default="inward")
@@ -257,7 +307,7 @@ class AuthSchema(SectionSchema):
 
 class StoreSchema(SectionSchema):
     # SQLAlchemy URL: sqlite:///var/inward.db or postgresql+psycopg://...
-    url = fields.String(load_default="sqlite:///var/inward.db")
+    url = fields.String(load_default="sqlite:///var/inward.db", validate=_validate_database_url)
 
 
 class IndexSchema(SectionSchema):
@@ -268,7 +318,7 @@ class IndexSchema(SectionSchema):
     # changes the stored schema version, so the index is rebuilt empty at start-up.
     analyzer = fields.String(load_default="stemming", validate=validate.OneOf(["stemming", "standard"]))
     # Seconds without index writes before the candidate snapshot is rebuilt.
-    candidate_rebuild_delay = fields.Float(load_default=2.0, validate=non_negative)
+    candidate_rebuild_delay = fields.Float(load_default=10.0, validate=non_negative)
 
 
 class KnowledgeSchema(SectionSchema):
@@ -309,8 +359,8 @@ class RankingSchema(SectionSchema):
     recency_half_life_days = fields.Float(load_default=365.0, validate=positive)
     # Upper bound on the product of all prior factors.
     prior_cap = fields.Float(load_default=1.2, validate=validate.Range(min=1.0))
-    # Text matches re-scored with priors before the top `limit` are returned.
-    candidates = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10000))
+    # Articles the bm25s first stage passes to the full ranking (knowledge/candidates.py).
+    candidates = fields.Integer(load_default=50, validate=validate.Range(min=1, max=10000))
     # Weight of the words of answer-format sentences after a question
     # ("Answer with the full name of the manager."), format words removed.
     instruction_weight = fields.Float(load_default=1.0, validate=non_negative)
@@ -325,7 +375,7 @@ class RankingSchema(SectionSchema):
 
 class JobsSchema(SectionSchema):
     backend = fields.String(load_default="thread", validate=validate.OneOf(["thread", "rq"]))
-    redis_url = fields.String(load_default="redis://127.0.0.1:6379/0")
+    redis_url = fields.String(load_default="redis://127.0.0.1:6379/0", validate=_validate_redis_url)
     enabled = fields.Boolean(load_default=True)
 
 
