@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from queue import Full, Queue
 from typing import Any
+from urllib.parse import urlsplit
 
+from integration.client import resolve_platform
 from integration.queries import Query
 from integration.tables import list_articles_updated_since, list_knowledge_bases, list_user_criteria
 from inward.store import get_cursor, set_cursor
@@ -127,6 +129,28 @@ def needs_full_sync(known_ids: set[str]) -> bool:
     return True
 
 
+def platform_identity(settings: Any) -> str:
+    """Return the platform's scheme, host, port and path, without any user info or query."""
+    parts = urlsplit(resolve_platform(settings).url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def cursor_from_other_platform(state: SyncState, platform_url: str) -> bool:
+    """Tell whether the saved cursor was taken on another platform than the one configured.
+
+    Cursors from two instances are not comparable, so following one on the
+    other would skip that instance's older articles.
+    """
+    saved = state.extra.get("platform")
+    if saved is None or saved == platform_url:
+        return False
+    logger.warning(
+        "Knowledge cursor was saved for %s, not %s; running a full sync", saved, platform_url
+    )
+    return True
+
+
 def sync_knowledge(
     services: Any,
     *,
@@ -148,8 +172,12 @@ def sync_knowledge(
     report = SyncReport(full=full)
     state = load_state(parts.store)
     known_ids = set(parts.index.ids())
+    platform_url = platform_identity(parts.settings)
     if not full and state.updated_on is not None and needs_full_sync(known_ids):
         full = report.full = True
+    if not full and state.updated_on is not None and cursor_from_other_platform(state, platform_url):
+        full = report.full = True
+    state.extra["platform"] = platform_url
     if full:
         state.updated_on, state.sys_id = None, ""
     logger.info("Knowledge sync started (full=%s) from cursor %s", full, state.cursor)

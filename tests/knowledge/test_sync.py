@@ -156,6 +156,22 @@ def test_emptied_index_triggers_full_sync(harness):
     assert indexed_titles(harness.index) == {"Wi-Fi guest access", "Printer offline"}
 
 
+def test_cursor_from_other_platform_triggers_full_sync(harness):
+    harness.add_article("Wi-Fi guest access")
+    harness.sync()
+    other = harness.settings.platform.replace(url=harness.instance.url + "/")
+    harness.settings = harness.settings.replace(platform=other)
+    state = sync_module.load_state(harness.store)
+    state.extra["platform"] = "https://old.example.service-now.com"
+    sync_module.save_state(harness.store, state)
+
+    report = harness.sync()
+
+    assert report.full is True
+    assert report.read == 1
+    assert harness.cursor()["platform"] == harness.instance.url
+
+
 @pytest.mark.parametrize(
     "change",
     [
