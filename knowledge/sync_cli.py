@@ -63,12 +63,36 @@ def _services(ctx: click.Context) -> Iterator[object]:
 
     settings = load_cli_settings(ctx)
     configure_logging(settings)
+    _echo_locations(settings)
     services = Services(settings)
     try:
         _run(services.store.upgrade)
         yield services
     finally:
         services.close()
+
+
+def _echo_locations(settings) -> None:
+    """Print on stderr which platform is read and where the index and state are written."""
+    from knowledge.sync import platform_identity
+
+    click.echo(
+        f"Platform {platform_identity(settings)}; index {settings.index.path}; "
+        f"state store {_masked_url(settings.store.url)}",
+        err=True,
+    )
+
+
+def _masked_url(url: str) -> str:
+    """Return a store URL with any password replaced by asterisks."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # The store raises its own error naming the setting right after.
+        return "(unparsable URL)"
 
 
 def _run(action: Callable[[], object]):
