@@ -136,9 +136,9 @@ def _as_arrays(rows_by_term: dict[str, list[int]]) -> dict[str, np.ndarray]:
 class CandidateIndex:
     """Pick candidate articles from the latest snapshot plus the articles written since.
 
-    ``load`` is called in the rebuild thread and returns the stored fields
-    of every live article; ``tokenize`` turns text into the terms the Whoosh
-    index stores, so query terms match.
+    ``load`` runs in the rebuild thread and returns the stored fields of
+    every live article. ``tokenize`` turns text into the terms that the
+    Whoosh index stores, so that query terms match them.
     """
 
     def __init__(self, load: Callable[[], Iterable[dict[str, Any]]], tokenize: Callable[[str], list[str]],
