@@ -241,9 +241,12 @@ def rebuild_index(
         batches = batched(articles, parts.settings.knowledge.sync_batch_size)
         with closing(read_ahead(batches)) as ready:
             for batch in ready:
+                failed_before = report.failed
                 docs, _ = build_docs(parts, batch, titles, report, today=now.date())
                 report.read += len(batch)
                 report.indexed += len(docs)
+                # Articles that are not live are left out of the new index.
+                report.skipped += len(batch) - len(docs) - (report.failed - failed_before)
                 state.updated_on, state.sys_id = batch[-1].sys_updated_on, batch[-1].sys_id
                 if progress is not None:
                     progress(len(batch))

@@ -275,13 +275,23 @@ def serve(stack: DemoStack, app: Any, settings: Any) -> str:
     return url
 
 
+def describe_instance_password(settings: Any) -> str:
+    """Name the instance password's source; print it only when it is the documented default."""
+    from config.settings import InstanceSchema
+
+    default = InstanceSchema().load({}).password
+    if settings.instance.password == default:
+        return f"the development default password '{default.reveal()}'"
+    return "the password from the instance.password setting"
+
+
 def print_summary(stack: DemoStack, settings: Any, agent: str, *, sidecar_url: str | None,
                   app: Any) -> None:
     """Print what runs where, the widget URL of one demo case and a development token."""
     instance = stack.instance
     lines = ["", "Inward demo is running in development mode. Press Ctrl+C to stop.", ""]
     lines.append(f"  Instance:   {instance.url}  (Table API under /api/now/table; sign in as "
-                 f"{instance.user} with the password from the instance.password setting)")
+                 f"{instance.user} with {describe_instance_password(settings)})")
     if sidecar_url:
         lines.append(f"  Sidecar:    {sidecar_url}")
         lines.append(f"  Health:     {sidecar_url}/healthz")

@@ -355,6 +355,7 @@ def test_rebuild_indexes_live_and_resets_cursor(harness):
     assert harness.index.ids() == {stale}
     assert report.read == 2
     assert report.indexed == 1
+    assert report.skipped == 1
     assert harness.cursor()["sys_id"] == report.cursor[1]
     assert harness.sync().read == 0
 
