@@ -122,19 +122,20 @@ def _validate_origin(value: str) -> None:
         )
 
 
-def _split_url(value: str) -> tuple[str, str | None, str] | None:
-    """Return (scheme, host, rest) of a URL, or None when it has spaces or a bad port."""
+def _split_url(value: str) -> tuple[str, str | None] | None:
+    """Return the scheme (lower case) and host of a URL, or None when it has spaces or a bad port."""
     if any(character.isspace() for character in value):
         return None
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        # Reading the port raises ValueError when it is not a number from 0 to 65535.
+        _ = parts.port
     except ValueError:
         return None
-    return parts.scheme.lower(), parts.hostname, value
+    return parts.scheme.lower(), parts.hostname
 
 
-def web_url(example: str):
+def _web_url_validator(example: str):
     """Build a validator for an empty value or an absolute http(s) URL without query or fragment."""
     expected = f"Must be empty or an absolute http:// or https:// URL such as {example}"
 
@@ -171,7 +172,7 @@ class ServerSchema(SectionSchema):
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     # The address agents' browsers use to reach the sidecar, when it differs
     # from host:port (a reverse proxy).
-    public_url = fields.String(load_default="", validate=web_url("https://inward.example.com"))
+    public_url = fields.String(load_default="", validate=_web_url_validator("https://inward.example.com"))
     # Development mode enables `inward token`, the workspace preview page and
     # relaxed defaults. Never turn it on in production.
     dev_mode = fields.Boolean(load_default=False)
@@ -203,7 +204,7 @@ class RetrySchema(SectionSchema):
 class PlatformSchema(SectionSchema):
     # Base URL of the instance, e.g. https://acme.service-now.com. Empty means
     # the embedded instance described under `instance`.
-    url = fields.String(load_default="", validate=web_url("https://acme.service-now.com"))
+    url = fields.String(load_default="", validate=_web_url_validator("https://acme.service-now.com"))
     auth = fields.String(load_default="basic", validate=validate.OneOf(["basic", "oauth"]))
     user = fields.String(load_default="inward.integration")
     password = SecretField(load_default=lambda: Secret())
@@ -402,34 +403,97 @@ class SettingsSchema(SectionSchema):
 Settings = Section
 
 
+# Settings whose value names a file that must be readable when set. Secret
+# files (``<secret>_file``) are read by the loader and need no entry here.
+FILE_PATHS = [
+    (("auth", "jwt_public_key_file"), "a PEM file with the platform's JWT public key or certificate"),
+]
+
+OVERRIDES_SOURCE = "the overrides"
+
+
+class _Load:
+    """The merged data of one load, the source of each value and the problems found so far."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        # Maps a key path to the source that set it: a file path, an
+        # environment variable name or OVERRIDES_SOURCE.
+        self.sources: dict[tuple[str, ...], str] = {}
+        self.used_sources: list[str] = []
+        self.problems: dict[str, str] = {}
+
+    def add_layer(self, layer: dict[str, Any], sources: dict[tuple[str, ...], str], label: str) -> None:
+        _merge_layer(self, layer, sources, label)
+        if layer and label not in self.used_sources:
+            self.used_sources.append(label)
+
+    def source_of(self, key_path: tuple[str, ...]) -> str | None:
+        """Return the source of a key path or of its nearest parent (a list item has none of its own)."""
+        for end in range(len(key_path), 0, -1):
+            source = self.sources.get(key_path[:end])
+            if source:
+                return source
+        return None
+
+    def origin(self, key_path: tuple[str, ...]) -> str:
+        source = self.source_of(key_path)
+        return f" from {source}" if source else ""
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    check_files: bool = True,
 ) -> Section:
     """Load, merge and validate settings from a YAML file, the environment and overrides.
 
     ``path`` defaults to ``$INWARD_CONFIG`` when set. ``overrides`` is a nested
-    mapping applied last (tests and the demo use it). Raises ``ConfigError``
-    naming each bad key path, its value and what is expected.
+    mapping applied last (tests and the demo use it). With ``check_files``
+    false, the files named in ``FILE_PATHS`` are not checked. Raises one
+    ``ConfigError`` listing every problem found: secrets written in the file,
+    unreadable secret files and invalid values, each with its key path, its
+    value, where the value came from and what is expected.
     """
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_FILE_ENV):
         path = environ[CONFIG_FILE_ENV]
-    data: dict[str, Any] = _read_file(Path(path)) if path else {}
-    _reject_secrets_in_file(data, path)
-    _merge_layer(data, _read_environment(environ), "the environment")
+    load = _Load()
+    if path:
+        file_data = _read_file(Path(path))
+        # Named even when empty or holding only rejected secrets, because the user passed it.
+        load.used_sources.append(str(path))
+        _reject_secrets_in_file(load, file_data, str(path))
+        load.add_layer(file_data, _leaf_sources(file_data, str(path)), str(path))
+    env_data, env_sources = _read_environment(environ)
+    load.add_layer(env_data, env_sources, "the environment")
     if overrides:
-        _merge_layer(data, _plain(overrides), "the overrides")
-    _read_secret_files(data)
+        override_data = _plain(overrides)
+        load.add_layer(override_data, _leaf_sources(override_data, OVERRIDES_SOURCE), OVERRIDES_SOURCE)
+    _read_secret_files(load)
+    if check_files:
+        _check_files(load)
+
     try:
-        return SettingsSchema().load(data)
+        settings = SettingsSchema().load(load.data)
     except ValidationError as error:
-        problems = _describe_errors(error.normalized_messages(), data)
-        lines = "\n".join(f"  {key}: {message}" for key, message in problems.items())
-        source = f" in {path}" if path else ""
-        raise ConfigError(f"Invalid settings{source}:\n{lines}", errors=problems) from None
+        load.problems.update(_describe_errors(error.normalized_messages(), load))
+        settings = None
+    if load.problems:
+        raise _config_error(load)
+    return settings
+
+
+def _config_error(load: _Load) -> ConfigError:
+    problems = dict(sorted(load.problems.items()))
+    lines = "\n".join(f"  {key}: {message}" for key, message in problems.items())
+    if load.used_sources:
+        header = f"Invalid settings from {' and '.join(load.used_sources)}:"
+    else:
+        header = "Invalid settings:"
+    return ConfigError(f"{header}\n{lines}", errors=problems)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -465,20 +529,26 @@ def _secret_paths(schema: Schema, prefix: tuple[str, ...] = ()) -> list[tuple[st
 SECRET_PATHS = _secret_paths(SettingsSchema())
 
 
-def _reject_secrets_in_file(data: dict[str, Any], path: object) -> None:
+def _env_name(key_path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in key_path)
+
+
+def _reject_secrets_in_file(load: _Load, data: dict[str, Any], path: str) -> None:
+    """Record each secret written in the settings file as a problem and drop it unread."""
     for key_path in SECRET_PATHS:
         section = _get_path(data, key_path[:-1])
         if isinstance(section, dict) and key_path[-1] in section:
+            del section[key_path[-1]]
             dotted = ".".join(key_path)
-            env_name = ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in key_path)
-            raise ConfigError(
-                f"{dotted}: secrets are not read from the settings file {path}; "
-                f"set {env_name} or {dotted}_file instead.",
-                errors={dotted: "secret in settings file"},
+            load.problems[dotted] = (
+                f"secrets are not read from the settings file {path}; "
+                f"set {_env_name(key_path)} or {dotted}_file instead."
             )
 
 
-def _merge_layer(target: dict[str, Any], layer: dict[str, Any], source: str) -> None:
+def _merge_layer(
+    load: _Load, layer: dict[str, Any], sources: dict[tuple[str, ...], str], label: str
+) -> None:
     """Merge a higher-priority layer, whose secret or ``<secret>_file`` replaces both lower ones.
 
     Without this, a ``password_file`` from the YAML file would be read after
@@ -492,40 +562,59 @@ def _merge_layer(target: dict[str, Any], layer: dict[str, Any], source: str) -> 
         name, file_key = key_path[-1], key_path[-1] + "_file"
         if name in section and file_key in section:
             dotted = ".".join(key_path)
-            raise ConfigError(
-                f"{dotted} and {dotted}_file are both set in {source}; set only one of them.",
-                errors={dotted: "set twice"},
+            load.problems[dotted] = (
+                f"both {dotted} and {dotted}_file are set in {label}; set only one of them."
             )
-        lower = _get_path(target, key_path[:-1])
+        lower = _get_path(load.data, key_path[:-1])
         if isinstance(lower, dict) and (name in section or file_key in section):
             lower.pop(name, None)
             lower.pop(file_key, None)
-    _merge(target, layer)
+    _merge(load.data, layer)
+    load.sources.update(sources)
 
 
-def _read_secret_files(data: dict[str, Any]) -> None:
+def _read_secret_files(load: _Load) -> None:
     """Replace each ``<secret>_file`` key by the secret read from that file."""
     for key_path in SECRET_PATHS:
-        section = _get_path(data, key_path[:-1])
+        section = _get_path(load.data, key_path[:-1])
         if not isinstance(section, dict):
             continue
         file_key = key_path[-1] + "_file"
         if file_key not in section:
             continue
         file_path = Path(str(section.pop(file_key)))
-        dotted = ".".join(key_path[:-1] + (file_key,))
+        file_key_path = key_path[:-1] + (file_key,)
         try:
             section[key_path[-1]] = Secret(file_path.read_text(encoding="utf-8").strip())
         except OSError as error:
-            raise ConfigError(
-                f"{dotted}: cannot read secret file {file_path} ({error.strerror}); "
-                "point it at a readable file.",
-                errors={dotted: "unreadable file"},
-            ) from None
+            load.problems[".".join(file_key_path)] = (
+                f"cannot read secret file {file_path} ({error.strerror}){load.origin(file_key_path)}; "
+                "point it at a readable file."
+            )
+            continue
+        load.sources[key_path] = load.source_of(file_key_path) or ""
 
 
-def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+def _check_files(load: _Load) -> None:
+    """Record each setting in ``FILE_PATHS`` that names a file that cannot be read."""
+    for key_path, expected in FILE_PATHS:
+        value = _get_path(load.data, key_path)
+        if not value or not isinstance(value, str):
+            continue
+        try:
+            with open(value, "rb"):
+                pass
+        except OSError as error:
+            load.problems[".".join(key_path)] = (
+                f"cannot read {value} ({error.strerror}){load.origin(key_path)}; "
+                f"point it at {expected}, or leave it empty."
+            )
+
+
+def _read_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Return the nested settings from ``INWARD_*`` variables and the variable behind each key path."""
     data: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
@@ -539,7 +628,8 @@ def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
                 break
         else:
             target[parts[-1]] = _parse_env_value(value)
-    return data
+            sources[tuple(parts)] = name
+    return data, sources
 
 
 def _parse_env_value(value: str) -> Any:
@@ -550,6 +640,17 @@ def _parse_env_value(value: str) -> Any:
         except yaml.YAMLError:
             return value
     return value
+
+
+def _leaf_sources(data: Mapping[str, Any], source: str, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Map every key path in ``data`` to ``source``; a list counts as one value."""
+    sources: dict[tuple[str, ...], str] = {}
+    for key, value in data.items():
+        key_path = prefix + (str(key),)
+        sources[key_path] = source
+        if isinstance(value, Mapping):
+            sources.update(_leaf_sources(value, source, key_path))
+    return sources
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -579,24 +680,52 @@ def _get_path(data: Any, key_path: tuple[str, ...]) -> Any:
     return data
 
 
-def _describe_errors(messages: Any, data: Any, prefix: tuple[str, ...] = ()) -> dict[str, str]:
-    """Flatten marshmallow's nested messages into ``key.path: message (got value)``."""
+def _schema_at(key_path: tuple[str, ...]) -> Schema | None:
+    """Return the section schema at ``key_path``, or None when no section is there."""
+    schema: Schema = SettingsSchema()
+    for part in key_path:
+        field = schema.fields.get(part)
+        if not isinstance(field, fields.Nested):
+            return None
+        schema = field.schema
+    return schema
+
+
+def _describe_unknown_key(key_path: tuple[str, ...]) -> str:
+    schema = _schema_at(key_path[:-1])
+    valid_keys = list(schema.fields) if schema is not None else []
+    matches = difflib.get_close_matches(key_path[-1], valid_keys, n=1)
+    if matches:
+        return f"unknown key; did you mean {matches[0]!r}?"
+    return "unknown key; check the spelling against docs/configuration.md."
+
+
+def _describe_errors(messages: Any, load: _Load, prefix: tuple[str, ...] = ()) -> dict[str, str]:
+    """Flatten marshmallow's nested messages into ``key.path: message (got value from source)``."""
     problems: dict[str, str] = {}
     if isinstance(messages, dict):
         for key, nested in messages.items():
-            problems.update(_describe_errors(nested, data, prefix + (str(key),)))
+            problems.update(_describe_errors(nested, load, prefix + (str(key),)))
         return problems
     text = " ".join(str(message) for message in messages)
     dotted = ".".join(prefix)
+    source = load.source_of(prefix)
     if text == "Unknown field.":
-        problems[dotted] = "unknown key; check the spelling against docs/configuration.md."
+        problems[dotted] = _describe_unknown_key(prefix) + (f" (set in {source})" if source else "")
         return problems
-    value = _get_path(data, prefix)
-    shown = MASK if isinstance(value, Secret) else repr(value)
-    problems[dotted] = f"{text} (got {shown})"
+    value = _get_path(load.data, prefix)
+    is_secret = isinstance(value, Secret) or prefix in SECRET_PATHS
+    shown = MASK if is_secret else repr(value)
+    problems[dotted] = f"{text} (got {shown}{load.origin(prefix)})"
     return problems
 
 
-def settings_for_tests(**overrides: Any) -> Section:
-    """Build settings from defaults plus nested overrides, ignoring the environment."""
-    return load_settings(None, environ={}, overrides=overrides)
+def settings_for_tests(*, check_files: bool = False, **overrides: Any) -> Section:
+    """Build settings from defaults plus nested overrides, ignoring the environment.
+
+    Files named by settings such as ``auth.jwt_public_key_file`` are not
+    checked unless ``check_files`` is true, because tests build settings
+    before writing those files, or point them at a missing file on purpose to
+    test the error at the point of use.
+    """
+    return load_settings(None, environ={}, overrides=overrides, check_files=check_files)

@@ -151,7 +151,7 @@ def test_invalid_values_listed_with_path_and_value(tmp_path):
     errors = raised.value.errors
     assert set(errors) == {"server.port", "platform.page_size", "platform.auth"}
     assert "'seventy'" in errors["server.port"]
-    assert "(got 0)" in errors["platform.page_size"]
+    assert f"(got 0 from {path})" in errors["platform.page_size"]
     assert "'kerberos'" in errors["platform.auth"]
     assert str(path) in str(raised.value)
 
@@ -169,7 +169,7 @@ def test_invalid_list_item_shows_value():
         settings_for_tests(server={"frame_ancestors": ["https://ok.example.com", "https://bad.example.com/"]})
 
     assert "server.frame_ancestors.1" in raised.value.errors
-    assert "(got 'https://bad.example.com/')" in raised.value.errors["server.frame_ancestors.1"]
+    assert "(got 'https://bad.example.com/' from the overrides)" in raised.value.errors["server.frame_ancestors.1"]
 
 
 def test_unknown_key_rejected(tmp_path):
@@ -299,8 +299,257 @@ def test_secret_and_secret_file_together_rejected(tmp_path):
     secret_file = write(tmp_path, "from-secret-file", name="jwt.txt")
     environ = {"INWARD_AUTH__JWT_SECRET": "from-environment", "INWARD_AUTH__JWT_SECRET_FILE": str(secret_file)}
 
-    with pytest.raises(ConfigError, match="auth.jwt_secret and auth.jwt_secret_file are both set in the environment"):
+    with pytest.raises(ConfigError, match="both auth.jwt_secret and auth.jwt_secret_file are set in the environment"):
         load_settings(None, environ=environ)
+
+
+# One load reports every problem, with the source of each value.
+
+
+def test_all_problems_reported_together(tmp_path):
+    path = write(
+        tmp_path,
+        "platform:\n  password: hunter2-long\n  page_size: many\n"
+        f"auth:\n  jwt_secret_file: {tmp_path / 'missing.txt'}\n",
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+
+    errors = raised.value.errors
+    assert set(errors) == {"platform.password", "platform.page_size", "auth.jwt_secret_file"}
+    assert "INWARD_PLATFORM__PASSWORD" in errors["platform.password"]
+    assert "Not a valid integer" in errors["platform.page_size"]
+    assert "cannot read secret file" in errors["auth.jwt_secret_file"]
+    assert "hunter2-long" not in str(raised.value)
+
+
+def test_all_problems_listed_in_message(tmp_path):
+    path = write(tmp_path, "platform:\n  password: hunter2-long\n  page_size: many\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"Invalid settings from {path}:"
+    assert any(line.startswith("  platform.password: ") for line in lines)
+    assert any(line.startswith("  platform.page_size: ") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "overrides", "key", "expected"),
+    [
+        ("", {"INWARD_SERVER__PORT": "abc"}, None, "server.port",
+         "Not a valid integer. (got 'abc' from INWARD_SERVER__PORT)"),
+        ("server:\n  port: abc\n", {}, None, "server.port", "Not a valid integer. (got 'abc' from {path})"),
+        ("server:\n  port: 9000\n", {}, {"server": {"port": "abc"}}, "server.port",
+         "Not a valid integer. (got 'abc' from the overrides)"),
+        ("server:\n  port: 9000\n", {"INWARD_PLATFORM__TIMEOUT__READ": "-1"}, None, "platform.timeout.read",
+         "(got '-1' from INWARD_PLATFORM__TIMEOUT__READ)"),
+        ("", {"INWARD_SERVER__FRAME_ANCESTORS": '["https://a.example.com/"]'}, None, "server.frame_ancestors.0",
+         "(got 'https://a.example.com/' from INWARD_SERVER__FRAME_ANCESTORS)"),
+        ("", {"INWARD_AUTH__JWT_SECRET_FILE": "/nonexistent/jwt.txt"}, None, "auth.jwt_secret_file",
+         "(No such file or directory) from INWARD_AUTH__JWT_SECRET_FILE;"),
+    ],
+    ids=["environment", "file", "overrides", "nested environment", "list item", "secret file"],
+)
+def test_error_names_value_source(tmp_path, file_text, environ, overrides, key, expected):
+    path = write(tmp_path, file_text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ=environ, overrides=overrides)
+
+    assert key in raised.value.errors
+    assert expected.format(path=path) in raised.value.errors[key]
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "overrides", "header"),
+    [
+        ("server:\n  port: abc\n", {}, None, "Invalid settings from {path}:"),
+        ("", {"INWARD_SERVER__PORT": "abc"}, None, "Invalid settings from the environment:"),
+        ("server:\n  port: 9000\n", {"INWARD_SERVER__PORT": "abc"}, None,
+         "Invalid settings from {path} and the environment:"),
+        ("", {}, {"server": {"port": "abc"}}, "Invalid settings from the overrides:"),
+        ("platform:\n  password: hunter2-long\n", {}, None, "Invalid settings from {path}:"),
+    ],
+    ids=["file only", "environment only", "file and environment", "overrides only", "file with only a secret"],
+)
+def test_error_header_names_sources_used(tmp_path, file_text, environ, overrides, header):
+    path = write(tmp_path, file_text) if file_text else None
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ=environ, overrides=overrides)
+
+    assert str(raised.value).splitlines()[0] == header.format(path=path)
+
+
+def test_config_check_blames_environment_variable(tmp_path):
+    path = write(tmp_path, "server:\n  port: 9000\n")
+
+    result = check([str(path)], INWARD_SERVER__PORT="abc")
+
+    assert result.exit_code == 2
+    assert f"Invalid settings from {path} and the environment:" in result.output
+    assert "server.port: Not a valid integer. (got 'abc' from INWARD_SERVER__PORT)" in result.output
+
+
+# URL settings
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("platform.url", ""),
+        ("platform.url", "https://acme.service-now.com"),
+        ("platform.url", "https://acme.service-now.com/"),
+        ("platform.url", "http://127.0.0.1:8100"),
+        ("server.public_url", ""),
+        ("server.public_url", "https://inward.acme.com/sidecar/"),
+        ("jobs.redis_url", "redis://127.0.0.1:6379/0"),
+        ("jobs.redis_url", "rediss://user@cache.acme.com:6380/1"),
+        ("store.url", "sqlite://"),
+        ("store.url", "sqlite:////srv/inward/inward.db"),
+        ("store.url", "postgresql+psycopg://inward@db.acme.com:5432/inward"),
+    ],
+)
+def test_url_accepted(key, value):
+    section, name = key.split(".")
+
+    settings = settings_for_tests(**{section: {name: value}})
+
+    assert getattr(getattr(settings, section), name) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("platform.url", "acme.service-now.com", "absolute http:// or https:// URL such as https://acme.service-now.com"),
+        ("platform.url", "ftp://acme.service-now.com", "absolute http:// or https:// URL"),
+        ("platform.url", "https://", "absolute http:// or https:// URL"),
+        ("platform.url", "https://acme.service-now.com:http", "absolute http:// or https:// URL"),
+        ("platform.url", "https://acme service-now.com", "absolute http:// or https:// URL"),
+        ("platform.url", "https://acme.service-now.com/?sysparm_x=1", "without a query (?...) or fragment (#...)"),
+        ("platform.url", "https://acme.service-now.com/#top", "without a query (?...) or fragment (#...)"),
+        ("server.public_url", "inward.acme.com", "absolute http:// or https:// URL such as https://inward.example.com"),
+        ("jobs.redis_url", "127.0.0.1:6379", "redis:// or rediss:// URL such as redis://127.0.0.1:6379/0"),
+        ("jobs.redis_url", "http://127.0.0.1:6379", "redis:// or rediss:// URL"),
+        ("store.url", "var/inward.db", "SQLAlchemy database URL such as sqlite:///var/inward.db"),
+        ("store.url", "postgresql://db.acme.com:port/inward", "SQLAlchemy database URL"),
+    ],
+)
+def test_bad_url_rejected(key, value, expected):
+    section, name = key.split(".")
+
+    with pytest.raises(ConfigError) as raised:
+        settings_for_tests(**{section: {name: value}})
+
+    assert set(raised.value.errors) == {key}
+    assert expected in raised.value.errors[key]
+    assert f"(got {value!r} from the overrides)" in raised.value.errors[key]
+
+
+# auth.jwt_public_key_file
+
+
+def test_public_key_file_existing_accepted(tmp_path):
+    key_file = write(tmp_path, "-----BEGIN PUBLIC KEY-----\n", name="jwt.pem")
+
+    settings = load_settings(None, environ={"INWARD_AUTH__JWT_PUBLIC_KEY_FILE": str(key_file)})
+
+    assert settings.auth.jwt_public_key_file == str(key_file)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("missing.pem", lambda path: None, "No such file or directory"),
+        ("folder.pem", lambda path: path.mkdir(), "Is a directory"),
+    ],
+    ids=["missing", "directory"],
+)
+def test_public_key_file_unreadable_rejected(tmp_path, name, make, reason):
+    key_file = tmp_path / name
+    make(key_file)
+    path = write(tmp_path, f"auth:\n  jwt_public_key_file: {key_file}\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+
+    message = raised.value.errors["auth.jwt_public_key_file"]
+    assert f"cannot read {key_file} ({reason}) from {path}" in message
+    assert "point it at a PEM file" in message
+
+
+def test_public_key_file_checked_with_other_problems(tmp_path):
+    environ = {"INWARD_AUTH__JWT_PUBLIC_KEY_FILE": str(tmp_path / "missing.pem"), "INWARD_SERVER__PORT": "abc"}
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ=environ)
+
+    assert set(raised.value.errors) == {"auth.jwt_public_key_file", "server.port"}
+
+
+def test_settings_for_tests_skips_file_check(tmp_path):
+    missing = str(tmp_path / "later.pem")
+
+    settings = settings_for_tests(auth={"jwt_public_key_file": missing})
+
+    assert settings.auth.jwt_public_key_file == missing
+
+
+def test_settings_for_tests_file_check_on_request(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        settings_for_tests(check_files=True, auth={"jwt_public_key_file": str(tmp_path / "missing.pem")})
+
+    assert "auth.jwt_public_key_file" in raised.value.errors
+
+
+# Unknown keys and message wording
+
+
+@pytest.mark.parametrize(
+    ("file_text", "key", "expected"),
+    [
+        ("platform:\n  usr: svc\n", "platform.usr", "unknown key; did you mean 'user'?"),
+        ("server:\n  prot: 9000\n", "server.prot", "unknown key; did you mean 'port'?"),
+        ("platform:\n  timeout:\n    raed: 10\n", "platform.timeout.raed", "unknown key; did you mean 'read'?"),
+        ("sevrer:\n  port: 9000\n", "sevrer", "unknown key; did you mean 'server'?"),
+        ("server:\n  zzz: 1\n", "server.zzz", "unknown key; check the spelling against docs/configuration.md."),
+    ],
+    ids=["platform key", "server key", "nested key", "section", "no close match"],
+)
+def test_unknown_key_suggestion(tmp_path, file_text, key, expected):
+    path = write(tmp_path, file_text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+
+    assert raised.value.errors[key] == f"{expected} (set in {path})"
+
+
+def test_unknown_environment_key_names_variable():
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={"INWARD_PLATFORM__USR": "svc"})
+
+    assert raised.value.errors["platform.usr"] == "unknown key; did you mean 'user'? (set in INWARD_PLATFORM__USR)"
+
+
+def test_frame_ancestors_error_shows_value_once():
+    value = "https://acme.service-now.com/"
+
+    with pytest.raises(ConfigError) as raised:
+        settings_for_tests(server={"frame_ancestors": [value]})
+
+    assert raised.value.errors["server.frame_ancestors.0"].count(value) == 1
+
+
+def test_secret_value_masked_in_type_error():
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={"INWARD_PLATFORM__PASSWORD": "[hunter2-long]"})
+
+    assert f"(got {MASK} from INWARD_PLATFORM__PASSWORD)" in raised.value.errors["platform.password"]
+    assert "hunter2-long" not in str(raised.value)
 
 
 # docs/configuration.md must stay a complete reference.
