@@ -49,6 +49,7 @@ from knowledge.ranking import (
     score_passage,
 )
 from knowledge.text import Passage, build_analyzer
+from knowledge.visibility import VisibilityFilter
 
 logger = logging.getLogger(__name__)
 
@@ -394,18 +395,27 @@ class KnowledgeIndex:
         """Wait until the candidate snapshot includes every write; return whether it does."""
         return self._candidates.wait_until_current(timeout)
 
-    def _plan(self, terms: list[WeightedTerm], filter: wq.Query | None, count: int) -> QueryPlan:  # noqa: A002
-        """Build the query plan, limited to the candidate articles when a snapshot exists."""
+    def _plan(self, terms: list[WeightedTerm], filter: wq.Query | None,  # noqa: A002
+              count: int) -> tuple[QueryPlan, wq.Query | None]:
+        """Build the query plan and the Whoosh filter still needed with it.
+
+        With a candidate snapshot, the plan matches only candidate articles.
+        A ``VisibilityFilter`` is then applied to the candidates themselves,
+        so Whoosh needs no filter and hidden articles are still never
+        scored, counted or highlighted.
+        """
         ranking = self.settings.ranking
         picked = self._candidates.candidates(terms, count, filter)
-        if picked is None:
-            return plan_query(terms, ranking)
+        if picked is None or len(picked[1]) > MAX_DIRTY_CANDIDATES:
+            return plan_query(terms, ranking), filter
         best, dirty = picked
-        if len(dirty) > MAX_DIRTY_CANDIDATES:
-            return plan_query(terms, ranking)
-        docs = CandidateDocs([*best, *dirty])
-        return plan_query(terms, ranking, term_query=partial(CandidateTerm, candidates=docs),
+        if isinstance(filter, VisibilityFilter):
+            docs, remaining_filter = CandidateDocs([*best, *dirty], filter), None
+        else:
+            docs, remaining_filter = CandidateDocs([*best, *dirty]), filter
+        plan = plan_query(terms, ranking, term_query=partial(CandidateTerm, candidates=docs),
                           phrase_query=partial(CandidatePhrase, candidates=docs))
+        return plan, remaining_filter
 
     # -- reading -------------------------------------------------------------------
 
@@ -472,10 +482,10 @@ class KnowledgeIndex:
         if not terms or limit <= 0:
             return []
         candidates = max(limit, self.settings.ranking.candidates)
-        plan = self._plan(terms, filter, candidates)
+        plan, whoosh_filter = self._plan(terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(plan.combined(), filter=filter, limit=candidates, terms=True)
+            results = searcher.search(plan.combined(), filter=whoosh_filter, limit=candidates, terms=True)
             # Re-analyzing the few bodies shown costs less than Whoosh's default,
             # which reads the stored match offsets of each term for every result.
             results.highlighter = highlight.Highlighter(
@@ -508,10 +518,10 @@ class KnowledgeIndex:
         if not terms or limit <= 0:
             return []
         candidates = max(articles, self.settings.ranking.candidates)
-        plan = self._plan(terms, filter, candidates)
+        plan, whoosh_filter = self._plan(terms, filter, candidates)
         with self._lock:
             searcher = self._searcher()
-            results = searcher.search(plan.combined(), filter=filter, limit=candidates)
+            results = searcher.search(plan.combined(), filter=whoosh_filter, limit=candidates)
             ranked = self._apply_priors(results)[:articles]
             idf = {term.text: searcher.idf("body", term.text) for term in terms}
             candidates = [(hit.fields(), score) for hit, score, _, _ in ranked]

@@ -375,10 +375,16 @@ class VisibilityFilter(WrappingQuery):
 
     def docs(self, searcher: Any, deleting: bool = False) -> Any:
         """Return the numbers of the documents this filter allows in one segment's searcher."""
-        reader = searcher.reader()
+        allowed = self.segment_docs(searcher.reader())
+        if allowed is None:
+            return self.child.docs(searcher)
+        return iter(allowed)
+
+    def segment_docs(self, reader: Any) -> list[int] | None:
+        """Return the sorted allowed document numbers of a segment reader, or None for other readers."""
         key = _segment_key(reader)
         if key is None:
-            return self.child.docs(searcher)
+            return None
         with self._cache_lock:
             cached = self._segment_docs.get(key)
         if cached is None:
@@ -387,7 +393,7 @@ class VisibilityFilter(WrappingQuery):
                 if len(self._segment_docs) >= MAX_CACHED_SEGMENTS:
                     self._segment_docs.clear()
                 self._segment_docs[key] = cached
-        return iter(cached)
+        return cached
 
     def _allowed_docs(self, reader: Any) -> list[int]:
         bases = _docs_with_terms(reader, "kb", self.access.readable_bases)
