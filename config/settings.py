@@ -619,7 +619,9 @@ def _read_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
         parts = [part.lower() for part in name[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
-        if not all(parts):
+        # Every setting sits in a section, so a name without the separator,
+        # such as INWARD_TEST_POSTGRES_URL for the test suite, is not one.
+        if len(parts) < 2 or not all(parts):
             continue
         target = data
         for part in parts[:-1]:

@@ -35,6 +35,14 @@ def test_file_values_loaded(tmp_path):
     assert settings.platform.url == "https://acme.service-now.com"
 
 
+def test_environment_ignores_names_without_section():
+    environ = {"INWARD_TEST_POSTGRES_URL": "postgresql://x", "INWARD_SERVER__PORT": "9100"}
+
+    settings = load_settings(None, environ=environ)
+
+    assert settings.server.port == 9100
+
+
 def test_environment_wins_over_file(tmp_path):
     path = write(tmp_path, "server:\n  port: 9000\n")
 
