@@ -23,8 +23,16 @@ from typing import Any
 from sqlalchemy import delete
 
 from config.errors import InwardError
-from integration.tables import append_comment, append_work_note, attach_article, record_feedback, record_use
+from integration.tables import (
+    append_comment,
+    append_work_note,
+    attach_article,
+    journal_marker,
+    record_feedback,
+    record_use,
+)
 from inward.store import Action, claim_action, complete_action, list_events, record_event
+from knowledge.visibility import ANYONE
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +126,41 @@ def compose_customer_comment(target: ArticleTarget, summary: str, platform_url: 
     return f"{summary.strip()}\n\n{article['title']} ({article['number']})\n{link}"
 
 
+def posted_comment(target: ArticleTarget, summary: str, platform_url: str) -> str:
+    """Return the comment exactly as ``send`` posts it: the composed text, then the journal marker line.
+
+    ``append_comment`` writes the right-stripped text, a line break and the
+    marker of the send's idempotency key, and this function builds the same string.
+    """
+    text = compose_customer_comment(target, summary, platform_url)
+    return f"{text.rstrip()}\n{journal_marker(_send_key(target, text))}"
+
+
+def is_public_article(document: dict, rules: Any, *, block_without_criteria: bool) -> bool:
+    """Return whether anyone, customers included, may read the article, so it may be sent to a customer.
+
+    The article is public only when its knowledge base is active and has no
+    can-read or cannot-read user criteria, and the article has neither. A
+    knowledge base missing from ``rules`` counts as not public.
+    """
+    base = rules.knowledge_bases.get(document.get("kb_sys_id") or document.get("kb") or "")
+    if base is None or not base.active or block_without_criteria:
+        return False
+    if base.can_read_user_criteria or base.cannot_read_user_criteria:
+        return False
+    can_read = [criteria for criteria in _as_list(document.get("can_read")) if criteria != ANYONE]
+    return not can_read and not _as_list(document.get("cannot_read"))
+
+
+def _as_list(value: Any) -> list[str]:
+    """Read a criteria list stored as a list or as a comma-separated string."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.split(",") if part]
+    return [str(part) for part in value]
+
+
 def run_once(store: Any, *, key: str, kind: str, perform: Callable[[], dict], on_done: Callable) -> dict:
     """Run ``perform`` once per idempotency key and store its result.
 
@@ -183,7 +226,7 @@ def send(services: Any, target: ArticleTarget, *, summary: str) -> dict:
     """Post the article link and the agent's summary as a customer-visible ``comments`` entry."""
     records = services.platform.records
     text = compose_customer_comment(target, summary, services.settings.platform.url)
-    key = action_key(EVENT_SEND, target.agent.sys_id, target.case, target.article_sys_id, text)
+    key = _send_key(target, text)
 
     def perform() -> dict:
         entry = append_comment(records, table=target.case.table, sys_id=target.case.sys_id, text=text, key=key)
@@ -192,6 +235,10 @@ def send(services: Any, target: ArticleTarget, *, summary: str) -> dict:
 
     return run_once(services.store, key=key, kind=EVENT_SEND, perform=perform,
                     on_done=_event_recorder(EVENT_SEND, target, {"length": len(text)}))
+
+
+def _send_key(target: ArticleTarget, text: str) -> str:
+    return action_key(EVENT_SEND, target.agent.sys_id, target.case, target.article_sys_id, text)
 
 
 def give_feedback(services: Any, target: ArticleTarget, *, helpful: bool | None, comment: str, flag: bool) -> dict:

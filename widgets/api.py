@@ -26,7 +26,7 @@ from knowledge.case_query import build_case_query
 from knowledge.visibility import Visibility, VisibilityRules
 from widgets import actions, schemas
 from widgets.actions import ArticleTarget, WidgetError
-from widgets.sanitize import sanitize_article, sanitize_snippet
+from widgets.sanitize import sanitize_article, sanitize_snippet, separate_snippet_lines
 
 logger = logging.getLogger(__name__)
 
@@ -116,19 +116,21 @@ def attach(sys_id: str):
 @api.post("/articles/<sys_id>/send/preview")
 @require_agent
 def send_preview(sys_id: str):
-    """Return the exact comment text that /send would post, without posting it."""
+    """Return the exact comment text that /send would post, marker line included, without posting it."""
     body = load_request(schemas.SendBody(), _json_body())
     target = _target(sys_id, body)
-    text = actions.compose_customer_comment(target, body["summary"], _services().settings.platform.url)
-    return jsonify({"text": text, "visible_to": "customer", "field": "comments"})
+    _require_public(target)
+    text = actions.posted_comment(target, body["summary"], _services().settings.platform.url)
+    return jsonify({"text": text, "visible_to": "customer", "field": "comments", "public": True})
 
 
 @api.post("/articles/<sys_id>/send")
 @require_agent
 def send(sys_id: str):
-    """Post the article link and the agent's summary to the case's customer-visible comments."""
+    """Post the article link and the agent's summary to the case's customer-visible comments (public articles only)."""
     body = load_request(schemas.SendBody(), _json_body())
     target = _target(sys_id, body)
+    _require_public(target)
     return jsonify(actions.send(_services(), target, summary=body["summary"]))
 
 
@@ -299,6 +301,30 @@ def _target(sys_id: str, body: dict) -> ArticleTarget:
     return ArticleTarget(agent=g.agent, case=case, article=_present_article(article), rank=body.get("rank"))
 
 
+def _require_public(target: ArticleTarget) -> None:
+    """Reject sending an article that user criteria restrict, because a customer-visible comment would leak it."""
+    article = target.article
+    if article["public"]:
+        return
+    logger.info("Rejected sending the non-public article %s to case %s %s",
+                article["sys_id"], target.case.table, target.case.sys_id)
+    raise WidgetError(
+        "article_not_public",
+        f"Article {article['number']} is internal: user criteria restrict who may read it, "
+        "so it cannot be sent to the customer. Attach it to the case with a work note instead.",
+        status=409,
+        field="article",
+    )
+
+
+def _is_public(document: dict) -> bool:
+    return actions.is_public_article(
+        document,
+        _visibility().rules,
+        block_without_criteria=_services().settings.knowledge.block_access_with_no_user_criteria,
+    )
+
+
 def _is_admin(agent: Any) -> bool:
     return bool(set(agent.roles) & set(_services().settings.auth.admin_roles))
 
@@ -333,19 +359,21 @@ def attached_articles(case: Any) -> set[str]:
 
 def _present_hits(hits: list, *, explain: bool, attached: set[str]) -> list[dict]:
     platform_url = _services().settings.platform.url
+    index = _services().index
     results = []
     for rank, hit in enumerate(hits, start=1):
         result = {
             "sys_id": hit.sys_id,
             "number": hit.number,
             "title": hit.title,
-            "snippet_html": sanitize_snippet(hit.snippet_html),
+            "snippet_html": separate_snippet_lines(sanitize_snippet(hit.snippet_html)),
             "score": round(float(hit.score), 4),
             "knowledge_base": {"sys_id": hit.kb_sys_id, "title": hit.kb_title},
             "url": actions.article_link(platform_url, hit.sys_id),
             "updated_on": _iso(hit.updated_on),
             "rank": rank,
             "attached": hit.sys_id in attached,
+            "public": _is_public(index.get(hit.sys_id) or {}),
         }
         if explain:
             result["explain"] = hit.explain
@@ -364,6 +392,7 @@ def _present_article(document: dict) -> dict:
                            "title": document.get("kb_title", "")},
         "url": actions.article_link(_services().settings.platform.url, sys_id),
         "updated_on": _iso(document.get("updated_on")),
+        "public": _is_public(document),
     }
 
 

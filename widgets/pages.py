@@ -26,8 +26,10 @@ pages = Blueprint(
     static_url_path="/widgets/static",
 )
 
-# The workspace preview lists at most this many cases per case table.
-WORKSPACE_CASE_LIMIT = 25
+# The workspace preview lists at most this many cases per case table, lowest
+# numbers first. A case named in the URL is shown even when it is past the cap.
+WORKSPACE_CASE_LIMIT = 200
+CASE_FIELDS = ["sys_id", "number", "short_description", "description"]
 WORKSPACE_AGENT_LIMIT = 50
 DEV_TOKEN_LIFETIME = 900
 
@@ -57,12 +59,17 @@ def workspace_preview():
     if not services.settings.server.dev_mode:
         abort(404)
     records = services.platform.records
-    cases = _list_cases(records, services.settings.platform.case_tables)
+    case_tables = list(services.settings.platform.case_tables)
+    cases = _list_cases(records, case_tables)
     agents = _list_agents(records, services.settings.auth.agent_roles)
     table = request.args.get("table") or (cases[0]["table"] if cases else "")
     sys_id = request.args.get("sys_id") or (cases[0]["sys_id"] if cases else "")
     user = request.args.get("user") or (agents[0]["user_name"] if agents else "")
     selected = next((case for case in cases if case["sys_id"] == sys_id and case["table"] == table), None)
+    if selected is None and table in case_tables:
+        selected = _get_case(records, table, sys_id)
+        if selected is not None:
+            cases = sorted([*cases, selected], key=lambda case: case["number"])
     context: dict[str, Any] = {"cases": cases, "agents": agents, "table": table, "sys_id": sys_id,
                                "user": user, "case": selected, "comments": [], "widget_url": None}
     if selected is not None and user:
@@ -79,17 +86,34 @@ def _widget_url(settings: Any, table: str, sys_id: str, user: str) -> str:
 
 
 def _list_cases(records: Any, case_tables: list[str]) -> list[dict]:
+    """List the active cases of each case table, ordered by number, at most WORKSPACE_CASE_LIMIT per table."""
     from integration.queries import Query
 
     cases = []
     for table in case_tables:
-        fields = ["sys_id", "number", "short_description", "description"]
-        rows = records.list(table, Query().equals("active", "true"), fields=fields)
-        for position, row in enumerate(rows):
-            if position >= WORKSPACE_CASE_LIMIT:
-                break
-            cases.append({"table": table, **{name: row.get(name) or "" for name in fields}})
+        # Records.list pages in sys_id order, so every active case is read and sorted here.
+        # NOTE: this reads all active cases of the table; fine for the demo data,
+        # slow on an instance with many thousands of open cases.
+        rows = records.list(table, Query().equals("active", "true"), fields=CASE_FIELDS)
+        table_cases = sorted((_case_row(table, row) for row in rows), key=lambda case: case["number"])
+        cases.extend(table_cases[:WORKSPACE_CASE_LIMIT])
     return sorted(cases, key=lambda case: case["number"])
+
+
+def _get_case(records: Any, table: str, sys_id: str) -> dict | None:
+    """Return the case named in the URL, or None when the sys_id is malformed or no such record exists."""
+    from integration.errors import InvalidQueryValue
+
+    try:
+        row = records.get(table, sys_id, must_exist=False, fields=CASE_FIELDS)
+    except InvalidQueryValue:
+        logger.info("The workspace URL names %s %r, which is not a sys_id", table, sys_id)
+        return None
+    return _case_row(table, row) if row is not None else None
+
+
+def _case_row(table: str, row: dict) -> dict:
+    return {"table": table, **{name: row.get(name) or "" for name in CASE_FIELDS}}
 
 
 def _list_agents(records: Any, agent_roles: list[str]) -> list[dict]:

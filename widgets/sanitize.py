@@ -32,6 +32,20 @@ def sanitize_snippet(html: str) -> str:
     return nh3.clean(html or "", tags={"mark"}, attributes={}, strip_comments=True)
 
 
+# A line break in a snippet with the sentence-ending character before it, if any.
+SNIPPET_LINE_BREAK = re.compile(r"([.!?:;…])?[ \t]*\r?\n\s*")
+
+
+def separate_snippet_lines(snippet: str) -> str:
+    """Join the lines of a snippet so that a heading does not read as part of the next sentence.
+
+    The index stores an article body with one heading, paragraph or list item
+    per line. A line ending in sentence punctuation is followed by a space,
+    and any other line (a heading or an item) by " · ".
+    """
+    return SNIPPET_LINE_BREAK.sub(lambda match: f"{match.group(1)} " if match.group(1) else " · ", snippet.strip())
+
+
 def sanitize_article(html: str, *, platform_url: str) -> str:
     """Return article HTML that is safe to insert into a widget page.
 

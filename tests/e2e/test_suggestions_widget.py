@@ -10,13 +10,15 @@ from tests.widgets.helpers import token_for
 pytestmark = pytest.mark.browser
 
 PANEL_WIDTH = 360
+# The height of the side panel in a workspace on a laptop screen.
+PANEL_HEIGHT = 740
 # Tab presses allowed to reach an Attach button; each result has three focusable controls.
 MAX_TABS = 30
 
 
-def open_widget(browser, base_url, settings, case, user_name="alice.agent"):
+def open_widget(browser, base_url, settings, case, user_name="alice.agent", height=900):
     """Open the widget for a case row; return the page and the list of console errors."""
-    page = browser.new_page(viewport={"width": PANEL_WIDTH, "height": 900})
+    page = browser.new_page(viewport={"width": PANEL_WIDTH, "height": height})
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -125,7 +127,7 @@ def test_widget_hides_restricted_article(browser, live_sidecar, seeded):
 
 def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance):
     base_url, settings = live_sidecar
-    page, errors = open_widget(browser, base_url, settings, seeded.case)
+    page, errors = open_widget(browser, base_url, settings, seeded.case, height=PANEL_HEIGHT)
     comments_query = f"element_id={seeded.case['sys_id']}^element=comments"
 
     page.locator("#results .result-title", has_text="Unlock an account").click()
@@ -141,11 +143,58 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     assert instance.store.query("sys_journal_field", comments_query) == []
     assert horizontal_overflow(page) <= 0
 
+    assert "[inward:" in confirmation_text.splitlines()[-1]
+
     page.locator("#send-confirm-button").click()
-    expect(page.locator("#status")).to_contain_text("was sent to the customer")
+    confirmation = page.locator("#action-status")
+    expect(confirmation).to_contain_text("was sent to the customer")
+    expect(confirmation).to_be_in_viewport()
+    assert confirmation.get_attribute("aria-live") == "polite"
+    expect(page.locator("#open-send")).to_have_text("Sent")
+    expect(page.locator("#open-send")).to_be_in_viewport()
+    assert page.evaluate("document.activeElement.id") == "open-send"
     comments = instance.store.query("sys_journal_field", comments_query)
     assert len(comments) == 1
-    assert comments[0]["value"].startswith(confirmation_text)
+    assert comments[0]["value"] == confirmation_text
+    assert errors == []
+
+
+def test_widget_attach_confirmation_in_view(browser, live_sidecar, seeded, instance):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded.case, height=PANEL_HEIGHT)
+
+    page.locator("#results .result-title", has_text="Unlock an account").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    page.locator("#open-attach").click()
+    page.locator("#attach-note").fill("Customer locked out after three attempts.")
+    page.locator("#attach-form button[type=submit]").click()
+
+    confirmation = page.locator("#action-status")
+    expect(confirmation).to_contain_text("is attached to the case")
+    expect(confirmation).to_be_in_viewport()
+    expect(page.locator("#open-attach")).to_have_text("Attached")
+    assert len(instance.store.query("m2m_kb_task", f"task={seeded.case['sys_id']}")) == 1
+    assert errors == []
+
+
+def test_widget_offers_no_send_for_internal_article(browser, live_sidecar, seeded):
+    base_url, settings = live_sidecar
+    page, errors = open_widget(browser, base_url, settings, seeded.case, user_name="frank.fraud")
+
+    page.locator("#results .result-title", has_text="secret verification").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    expect(page.locator("#open-send")).to_be_hidden()
+    expect(page.locator("#send-unavailable")).to_be_visible()
+    expect(page.locator("#send-unavailable")).to_contain_text("internal")
+    expect(page.locator("#open-attach")).to_be_visible()
+
+    # A public article opened next offers Send again.
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#preview", state="hidden")
+    page.locator("#results .result-title", has_text="Unlock an account").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    expect(page.locator("#open-send")).to_be_visible()
+    expect(page.locator("#send-unavailable")).to_be_hidden()
     assert errors == []
 
 

@@ -73,6 +73,14 @@ def test_snippets_contain_only_mark_elements(client, seeded, auth):
         assert set(re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", snippet)) <= {"mark"}
 
 
+def test_snippets_keep_no_line_breaks(client, seeded, auth):
+    response = client.get("/api/v1/search", query_string={"q": "password reset"}, headers=auth())
+
+    snippets = {result["sys_id"]: result["snippet_html"] for result in response.get_json()["results"]}
+    assert all("\n" not in snippet for snippet in snippets.values())
+    assert "reset link. Check the" in snippets[seeded.articles["reset"]["sys_id"]]
+
+
 def test_restricted_article_hidden_from_suggestions(client, seeded, auth):
     response = client.get(SUGGESTIONS, query_string=case_params(seeded), headers=auth("alice.agent"))
 
@@ -254,10 +262,35 @@ def test_send_preview_shows_exact_text(client, seeded, auth, settings, instance)
                            headers=auth())
 
     assert response.status_code == 200
-    text = response.get_json()["text"]
+    body = response.get_json()
+    text = body["text"]
     assert text.startswith("Use this link to reset your password.")
     assert f"{settings.platform.url}/kb_view.do?sys_kb_id={sys_id}" in text
+    assert re.search(r"\n\[inward:[0-9a-f]{16}\]$", text)
+    assert body["public"] is True
     assert instance.store.query("sys_journal_field") == []
+
+
+def test_send_preview_equals_posted_comment(client, seeded, auth, instance):
+    sys_id = seeded.articles["reset"]["sys_id"]
+    body = case_body(seeded, summary="  Use this link to reset your password.  \n", rank=2)
+    preview = client.post(f"/api/v1/articles/{sys_id}/send/preview", json=body, headers=auth())
+    sent = client.post(f"/api/v1/articles/{sys_id}/send", json=body, headers=auth())
+
+    assert preview.status_code == 200
+    assert sent.status_code == 200
+    comments = instance.store.query("sys_journal_field", f"element_id={seeded.case['sys_id']}^element=comments")
+    assert [comment["value"] for comment in comments] == [preview.get_json()["text"]]
+
+
+def test_send_preview_marker_differs_by_agent(client, seeded, auth):
+    sys_id = seeded.articles["reset"]["sys_id"]
+    body = case_body(seeded, summary="Use this link to reset your password.")
+    texts = [client.post(f"/api/v1/articles/{sys_id}/send/preview", json=body, headers=auth(user)).get_json()["text"]
+             for user in ("alice.agent", "ada.admin")]
+
+    assert texts[0].rsplit("\n", 1)[0] == texts[1].rsplit("\n", 1)[0]
+    assert texts[0] != texts[1]
 
 
 def test_send_posts_one_comment_and_repeat_posts_none(client, seeded, auth, instance, services):
@@ -272,7 +305,7 @@ def test_send_posts_one_comment_and_repeat_posts_none(client, seeded, auth, inst
     assert second.get_json()["repeated"] is True
     comments = instance.store.query("sys_journal_field", f"element_id={seeded.case['sys_id']}^element=comments")
     assert len(comments) == 1
-    assert comments[0]["value"].startswith(preview["text"])
+    assert comments[0]["value"] == preview["text"]
     assert events(services, "send") == [("send", sys_id, 1, seeded.case["sys_id"])]
 
 
@@ -294,6 +327,92 @@ def test_send_with_blank_summary_is_400(client, seeded, auth):
 
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == "summary"
+
+
+# Sending internal articles.
+
+def add_internal_articles(instance, seeded, services):
+    """Add an "Agent Playbook" base readable by itil agents, and a Help Center article with can-read criteria.
+
+    Both are readable by alice.agent, so only the public-article rule can stop
+    a send. The index is synced again so it contains the new articles.
+    """
+    from knowledge.sync import sync_knowledge
+
+    store = instance.store
+    itil = store.query("sys_user_role", "name=itil")[0]
+    agents_only = store.insert("user_criteria", {"name": "Agents", "role": itil["sys_id"]})
+    playbook = store.insert("kb_knowledge_base", {"title": "Agent Playbook"})
+    store.insert("kb_uc_can_read_mtom", {"kb_knowledge_base": playbook["sys_id"],
+                                         "user_criteria": agents_only["sys_id"]})
+    articles = {
+        "playbook": store.insert("kb_knowledge", {
+            "short_description": "Escalate a password reset to tier two", "article_type": "text",
+            "text": "<p>Internal: escalate the password reset when the customer fails verification.</p>",
+            "workflow_state": "published", "active": "true", "kb_knowledge_base": playbook["sys_id"],
+        }),
+        "criteria": store.insert("kb_knowledge", {
+            "short_description": "Password reset override codes", "article_type": "text",
+            "text": "<p>Internal: override codes for a password reset.</p>",
+            "workflow_state": "published", "active": "true",
+            "kb_knowledge_base": seeded.bases["public"]["sys_id"],
+            "can_read_user_criteria": agents_only["sys_id"],
+        }),
+    }
+    sync_knowledge(services, full=True)
+    return articles
+
+
+@pytest.mark.parametrize("article", ["playbook", "criteria"])
+@pytest.mark.parametrize("action", ["send/preview", "send"])
+def test_send_internal_article_is_409(client, seeded, auth, instance, services, article, action):
+    sys_id = add_internal_articles(instance, seeded, services)[article]["sys_id"]
+    response = client.post(f"/api/v1/articles/{sys_id}/{action}",
+                           json=case_body(seeded, summary="Here is how we handle this."), headers=auth())
+
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "article_not_public"
+    assert "internal" in error["message"]
+    assert "Attach" in error["message"]
+    assert instance.store.query("sys_journal_field") == []
+    assert instance.store.query("kb_use") == []
+    assert events(services, "send") == []
+
+
+@pytest.mark.parametrize("action", ["send/preview", "send"])
+def test_send_restricted_base_article_is_409_for_member(client, seeded, auth, instance, services, action):
+    sys_id = seeded.articles["fraud"]["sys_id"]
+    response = client.post(f"/api/v1/articles/{sys_id}/{action}",
+                           json=case_body(seeded, summary="Here is how we handle this."),
+                           headers=auth("frank.fraud"))
+
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "article_not_public"
+    assert instance.store.query("sys_journal_field") == []
+    assert events(services, "send") == []
+
+
+def test_attach_internal_article_still_allowed(client, seeded, auth, instance, services):
+    sys_id = add_internal_articles(instance, seeded, services)["playbook"]["sys_id"]
+    response = client.post(f"/api/v1/articles/{sys_id}/attach", json=case_body(seeded), headers=auth())
+
+    assert response.status_code == 200
+    assert len(instance.store.query("m2m_kb_task", f"kb_knowledge={sys_id}")) == 1
+
+
+def test_results_and_preview_mark_public_articles(client, seeded, auth, instance, services):
+    internal = add_internal_articles(instance, seeded, services)
+    response = client.get("/api/v1/search", query_string={"q": "password reset"}, headers=auth())
+
+    public_by_id = {result["sys_id"]: result["public"] for result in response.get_json()["results"]}
+    assert public_by_id[seeded.articles["reset"]["sys_id"]] is True
+    assert public_by_id[internal["playbook"]["sys_id"]] is False
+    assert public_by_id[internal["criteria"]["sys_id"]] is False
+    preview = client.get(f"/api/v1/articles/{internal['playbook']['sys_id']}", headers=auth())
+    assert preview.get_json()["public"] is False
+    preview = client.get(f"/api/v1/articles/{seeded.articles['unlock']['sys_id']}", headers=auth())
+    assert preview.get_json()["public"] is True
 
 
 # Feedback and dismiss.

@@ -111,3 +111,60 @@ def test_workspace_shows_case_comments(dev_client, seeded, instance):
         .get_data(as_text=True)
 
     assert "Customer replied &lt;b&gt;thanks&lt;/b&gt;" in html
+
+
+def case_numbers_listed(html):
+    return re.findall(r'<a href="/dev/workspace\?[^"]*"\s*(?:aria-current="page")?>([A-Z]+\d+)</a>', html)
+
+
+def test_workspace_lists_cases_by_number(dev_client, seeded, instance):
+    for position in range(30):
+        instance.store.insert("incident", {"short_description": f"Extra case {position}", "active": "true"})
+    html = dev_client.get("/dev/workspace?user=alice.agent").get_data(as_text=True)
+
+    numbers = case_numbers_listed(html)
+    assert len(numbers) == 32
+    assert numbers == sorted(numbers)
+    assert numbers[0] == seeded.case["number"]
+
+
+def test_workspace_shows_named_case_past_limit(dev_client, seeded, instance, monkeypatch):
+    from widgets import pages
+
+    monkeypatch.setattr(pages, "WORKSPACE_CASE_LIMIT", 1)
+    html = dev_client.get(f"/dev/workspace?table=incident&sys_id={seeded.other_case['sys_id']}&user=alice.agent") \
+        .get_data(as_text=True)
+
+    assert case_numbers_listed(html) == [seeded.case["number"], seeded.other_case["number"]]
+    assert f"<h1>{seeded.other_case['number']}</h1>" in html
+    assert "Pick a case from the list." not in html
+    assert "<iframe" in html
+
+
+@pytest.mark.parametrize("sys_id", ["f" * 32, "not-a-sys-id"])
+def test_workspace_with_unknown_case_asks_to_pick(dev_client, seeded, sys_id):
+    response = dev_client.get(f"/dev/workspace?table=incident&sys_id={sys_id}&user=alice.agent")
+
+    assert response.status_code == 200
+    assert "Pick a case from the list." in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def demo_dev_client(instance, tmp_path):
+    from inward.demo.seed import seed
+
+    seed(instance.store)
+    app, services = build_app(widget_settings(instance, tmp_path, dev_mode=True))
+    yield app.test_client()
+    services.close()
+
+
+def test_workspace_shows_demo_first_case(demo_dev_client, instance):
+    case = instance.store.query("sn_customerservice_case", "number=CS0010001")[0]
+    html = demo_dev_client.get(
+        f"/dev/workspace?table=sn_customerservice_case&sys_id={case['sys_id']}&user=daniel.kim"
+    ).get_data(as_text=True)
+
+    assert "<h1>CS0010001</h1>" in html
+    assert "Pick a case from the list." not in html
+    assert "CS0010001" in case_numbers_listed(html)

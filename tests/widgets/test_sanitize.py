@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from widgets.sanitize import sanitize_article, sanitize_snippet
+from widgets.sanitize import sanitize_article, sanitize_snippet, separate_snippet_lines
 
 PLATFORM = "https://acme.service-now.com"
 
@@ -55,3 +55,15 @@ def test_snippet_keeps_only_mark():
     snippet = 'reset the <mark>password</mark> <b>now</b> <img src=x onerror=alert(1)> &lt;tag&gt;'
 
     assert sanitize_snippet(snippet) == "reset the <mark>password</mark> now  &lt;tag&gt;"
+
+
+@pytest.mark.parametrize("snippet, expected", [
+    pytest.param("Usage.\nQuick fixes\nRestart the phone", "Usage. Quick fixes · Restart the phone", id="heading"),
+    pytest.param("Quick <mark>fixes</mark>\nRestart", "Quick <mark>fixes</mark> · Restart", id="heading-ends-in-mark"),
+    pytest.param("Unplug it:\n  Wait ten seconds", "Unplug it: Wait ten seconds", id="colon-and-indent"),
+    pytest.param("First item\r\nSecond item", "First item · Second item", id="crlf"),
+    pytest.param("One line only.", "One line only.", id="single-line"),
+    pytest.param("Trailing line\n", "Trailing line", id="trailing-break"),
+])
+def test_snippet_lines_separated(snippet, expected):
+    assert separate_snippet_lines(snippet) == expected

@@ -44,6 +44,8 @@
     openAttach: byId("open-attach"),
     openSend: byId("open-send"),
     dismiss: byId("dismiss"),
+    sendUnavailable: byId("send-unavailable"),
+    actionStatus: byId("action-status"),
     attachForm: byId("attach-form"),
     attachNote: byId("attach-note"),
     sendForm: byId("send-form"),
@@ -55,6 +57,7 @@
     feedbackForm: byId("feedback-form"),
     feedbackComment: byId("feedback-comment"),
     feedbackFlag: byId("feedback-flag"),
+    feedbackStatus: byId("feedback-status"),
     status: byId("status"),
     alert: byId("alert")
   };
@@ -77,6 +80,18 @@
 
   function setStatus(text) {
     elements.status.textContent = text;
+  }
+
+  // Show the result of an action in the status line next to the control
+  // that started it, because at panel height the page-wide status line sits
+  // far below the fold. The line is a polite live region, so screen readers
+  // announce the text as well.
+  function setNearStatus(line, text) {
+    elements.status.textContent = "";
+    line.textContent = text;
+    if (text) {
+      line.scrollIntoView({ block: "nearest" });
+    }
   }
 
   function showError(text) {
@@ -284,9 +299,12 @@
     return button.getAttribute("aria-disabled") === "true";
   }
 
+  // Attach an article. From the preview the button is null and the result
+  // is shown in the action status line below the article actions.
   function attach(result, note, button) {
     clearError();
-    setStatus("Attaching " + result.number + "…");
+    var report = button ? setStatus : function (text) { setNearStatus(elements.actionStatus, text); };
+    report("Attaching " + result.number + "…");
     var payload = { table: state.table, sys_id: state.sysId, rank: result.rank };
     if (note) {
       payload.work_note = note;
@@ -295,10 +313,10 @@
       result.attached = true;
       markDone(button, "Attached");
       markDone(elements.results.querySelector('[data-sys-id="' + result.sys_id + '"] .attach-button'), "Attached");
-      setStatus(body.repeated ? result.number + " was already attached to the case."
+      report(body.repeated ? result.number + " was already attached to the case."
         : result.number + " is attached to the case.");
     }).catch(function (error) {
-      setStatus("");
+      report("");
       showError(error.message);
     });
   }
@@ -354,16 +372,18 @@
     clearError();
     var article = state.article;
     elements.sendConfirmButton.disabled = true;
-    setStatus("Sending " + article.number + " to the customer…");
+    setNearStatus(elements.actionStatus, "Sending " + article.number + " to the customer…");
     callApi("POST", "/articles/" + article.sys_id + "/send", casePayload({ summary: state.sendSummary }))
       .then(function (body) {
-        setStatus(body.repeated ? "This message was already sent; nothing was posted again."
-          : article.number + " was sent to the customer.");
         closeForm(elements.sendForm, elements.openSend);
+        markDone(elements.openSend, "Sent");
+        setNearStatus(elements.actionStatus, body.repeated
+          ? "This message was already sent. Nothing was posted again."
+          : article.number + " was sent to the customer.");
       }).catch(function (error) {
         elements.sendConfirmButton.disabled = false;
         elements.sendConfirmButton.focus();
-        setStatus("");
+        setNearStatus(elements.actionStatus, "");
         showError(error.message);
       });
   }
@@ -381,7 +401,8 @@
       return;
     }
     callApi("POST", "/articles/" + state.article.sys_id + "/feedback", casePayload(extra)).then(function (body) {
-      setStatus(body.repeated ? "This feedback was already recorded." : "Thank you, your feedback is recorded.");
+      setNearStatus(elements.feedbackStatus,
+        body.repeated ? "This feedback was already recorded." : "Thank you, your feedback is recorded.");
     }).catch(function (error) {
       showError(error.message);
     });
@@ -405,6 +426,10 @@
       if (result.attached) {
         markDone(elements.openAttach, "Attached");
       }
+      // The API rejects sending an article that user criteria restrict, so
+      // the widget offers only Attach for it.
+      elements.openSend.hidden = article.public !== true;
+      elements.sendUnavailable.hidden = article.public === true;
       elements.listView.hidden = true;
       elements.preview.hidden = false;
       elements.previewTitle.focus();
@@ -435,6 +460,10 @@
     elements.feedbackForm.reset();
     elements.openAttach.removeAttribute("aria-disabled");
     elements.openAttach.textContent = "Attach to case";
+    elements.openSend.removeAttribute("aria-disabled");
+    elements.openSend.textContent = "Send to customer";
+    elements.actionStatus.textContent = "";
+    elements.feedbackStatus.textContent = "";
   }
 
   function toggleForm(form, opener, focusTarget) {
@@ -472,7 +501,9 @@
     }
   });
   elements.openSend.addEventListener("click", function () {
-    toggleForm(elements.sendForm, elements.openSend, elements.sendSummary);
+    if (!isDone(elements.openSend)) {
+      toggleForm(elements.sendForm, elements.openSend, elements.sendSummary);
+    }
   });
   elements.dismiss.addEventListener("click", function () { dismiss(state.article, null); });
   elements.attachForm.addEventListener("submit", function (event) {
