@@ -5,7 +5,9 @@ article. Pool: the 100 WorkArena articles, mixed with the 248 MTRAG IBM
 Cloud passages and the demo articles in inward/demo/data/articles/ as
 distractors. Both systems index the same pool in the same run:
 
-- Inward: ``KnowledgeIndex`` with the default settings (or ``--set`` overrides);
+- Inward: ``KnowledgeIndex`` with the default settings (or ``--set`` overrides),
+  so its bm25s candidate stage passes ``ranking.candidates`` articles to
+  the full ranking, as in the service;
 - baseline: ``bm25s`` over title + body text, k1=1.2, b=0.75 (Lucene
   variant), tokenized by ``bm25s.tokenize``: lower-cased words of two or
   more word characters, English stop words removed, no stemming.
