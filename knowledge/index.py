@@ -58,9 +58,9 @@ SCHEMA_VERSION = 3
 ANYONE = "__anyone__"
 POINTER_FILE = "current"
 SNIPPET_CHARS = 240
-# Above this many articles written since the last candidate snapshot, a
-# search skips the candidate stage: a sys_id clause that long costs more
-# than it saves, and the snapshot rebuild follows within seconds.
+# Above this many articles written since the last candidate snapshot (during
+# a full sync), a search skips the candidate stage and runs the full query,
+# because resolving that many sys_ids costs more than the stage saves.
 MAX_DIRTY_CANDIDATES = 1000
 # Segments a batch commit leaves unmerged before a commit merges the small ones.
 MAX_UNMERGED_SEGMENTS = 8
