@@ -405,17 +405,30 @@ class KnowledgeIndex:
         scored, counted or highlighted.
         """
         ranking = self.settings.ranking
+        idf = self._idf(terms)
         picked = self._candidates.candidates(terms, count, filter)
         if picked is None or len(picked[1]) > MAX_DIRTY_CANDIDATES:
-            return plan_query(terms, ranking), filter
+            return plan_query(terms, ranking, idf=idf), filter
         best, dirty = picked
         if isinstance(filter, VisibilityFilter):
             docs, remaining_filter = CandidateDocs([*best, *dirty], filter), None
         else:
             docs, remaining_filter = CandidateDocs([*best, *dirty]), filter
         plan = plan_query(terms, ranking, term_query=partial(CandidateTerm, candidates=docs),
-                          phrase_query=partial(CandidatePhrase, candidates=docs))
+                          phrase_query=partial(CandidatePhrase, candidates=docs), idf=idf)
         return plan, remaining_filter
+
+    def _idf(self, terms: list[WeightedTerm]) -> dict[str, float] | None:
+        """Return the body-field idf of each term when a ranking cap needs it, else None."""
+        ranking = self.settings.ranking
+        text_count = sum(1 for term in terms if term.in_text)
+        terms_capped = 0 < ranking.max_query_terms < len(terms)
+        pairs_capped = 0 < ranking.proximity_max_pairs < text_count - 1
+        if not (terms_capped or pairs_capped):
+            return None
+        with self._lock:
+            searcher = self._searcher()
+            return {term.text: searcher.idf("body", term.text) for term in terms}
 
     # -- reading -------------------------------------------------------------------
 

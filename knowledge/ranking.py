@@ -24,7 +24,6 @@ from whoosh import query as wq
 logger = logging.getLogger(__name__)
 
 TEXT_FIELDS = ("title", "meta", "headings", "body")
-PROXIMITY_FIELDS = ("title", "body")
 
 # Words that shape a question but never name its subject. Removed from query
 # text before analysis, on top of the analyzer's stop list.
@@ -141,16 +140,45 @@ def build_field_query(field: str, terms: list[WeightedTerm], weight: float,
     return wq.Or([term_query(field, term.text, boost=weight * term.weight) for term in terms])
 
 
+def term_priority(term: WeightedTerm, idf: Mapping[str, float] | None) -> float:
+    """Return ``weight * idf`` of a term, or its weight alone without ``idf``."""
+    return term.weight * (idf.get(term.text, 0.0) if idf is not None else 1.0)
+
+
+def select_scored_terms(terms: list[WeightedTerm], ranking: Any,
+                        idf: Mapping[str, float] | None = None) -> list[WeightedTerm]:
+    """Keep the ``ranking.max_query_terms`` terms of highest ``weight * idf``, in query order.
+
+    A cap of 0 keeps every term. Ties keep the earlier term.
+    """
+    cap = ranking.max_query_terms
+    if cap <= 0 or len(terms) <= cap:
+        return terms
+    order = sorted(range(len(terms)), key=lambda i: -term_priority(terms[i], idf))
+    kept = set(order[:cap])
+    return [term for i, term in enumerate(terms) if i in kept]
+
+
 def build_proximity_query(terms: list[WeightedTerm], ranking: Any,
-                          phrase_query: Callable[..., wq.Query] = wq.Phrase) -> wq.Query | None:
-    """Build the optional bonus clause for adjacent query-text term pairs found near each other."""
+                          phrase_query: Callable[..., wq.Query] = wq.Phrase,
+                          idf: Mapping[str, float] | None = None) -> wq.Query | None:
+    """Build the optional bonus clause for adjacent query-text term pairs found near each other.
+
+    Each pair gets one phrase clause per field in ``ranking.proximity_fields``.
+    With ``ranking.proximity_max_pairs`` above 0, only that many pairs are
+    kept: those whose lower ``weight * idf`` is highest, earlier pairs first on ties.
+    """
     text_terms = [term for term in terms if term.in_text]
-    if ranking.proximity_weight <= 0 or len(text_terms) < 2:
+    if ranking.proximity_weight <= 0 or len(text_terms) < 2 or not ranking.proximity_fields:
         return None
+    pairs = list(zip(text_terms, text_terms[1:]))
+    cap = ranking.proximity_max_pairs
+    if 0 < cap < len(pairs):
+        pairs = sorted(pairs, key=lambda pair: -min(term_priority(pair[0], idf), term_priority(pair[1], idf)))[:cap]
     clauses = []
-    for first, second in zip(text_terms, text_terms[1:]):
+    for first, second in pairs:
         boost = ranking.proximity_weight * min(first.weight, second.weight)
-        for field in PROXIMITY_FIELDS:
+        for field in ranking.proximity_fields:
             clauses.append(phrase_query(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))
     return wq.Or(clauses)
 
@@ -173,18 +201,26 @@ class QueryPlan:
 
 def plan_query(terms: list[WeightedTerm], ranking: Any, *,
                term_query: Callable[..., wq.Query] = wq.Term,
-               phrase_query: Callable[..., wq.Query] = wq.Phrase) -> QueryPlan:
+               phrase_query: Callable[..., wq.Query] = wq.Phrase,
+               idf: Mapping[str, float] | None = None) -> QueryPlan:
     """Build the query plan for weighted terms with the configured field weights.
 
     ``term_query`` and ``phrase_query`` build the leaf queries; the search
-    passes ones that match only the candidate articles.
+    passes ones that match only the candidate articles. ``idf`` maps term
+    text to its inverse document frequency. It ranks terms and pairs for the
+    ``max_query_terms`` and ``proximity_max_pairs`` caps, and without it
+    terms rank by weight alone. Proximity pairs come from all terms, so a
+    pair is always adjacent in the query text even when the term cap drops
+    one of its terms.
     """
+    scored = select_scored_terms(terms, ranking, idf)
     fields = {
-        field: build_field_query(field, terms, weight, term_query)
+        field: build_field_query(field, scored, weight, term_query)
         for field, weight in field_weights(ranking).items()
         if weight > 0
     }
-    return QueryPlan(terms=terms, fields=fields, proximity=build_proximity_query(terms, ranking, phrase_query))
+    proximity = build_proximity_query(terms, ranking, phrase_query, idf)
+    return QueryPlan(terms=scored, fields=fields, proximity=proximity)
 
 
 def prior_factors(stored: Mapping[str, Any], ranking: Any, now: datetime | None = None) -> dict[str, float]:

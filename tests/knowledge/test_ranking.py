@@ -6,11 +6,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from config import settings_for_tests
+from config import ConfigError, settings_for_tests
 from knowledge.case_query import build_case_query
 from knowledge.documents import ArticleDoc
 from knowledge.index import KnowledgeIndex
-from knowledge.ranking import combined_prior, prior_factors, query_terms, split_answer_instructions
+from knowledge.ranking import (
+    WeightedTerm,
+    build_proximity_query,
+    combined_prior,
+    plan_query,
+    prior_factors,
+    query_terms,
+    select_scored_terms,
+    split_answer_instructions,
+)
 from knowledge.text import build_analyzer
 from tests.knowledge.test_case_query import FakeCase
 
@@ -183,3 +192,62 @@ def test_prior_cap_bounds_large_weights(tmp_path):
     assert hits[1].explain["priors"]["helpful"] == pytest.approx(11.0)
     assert hits[1].explain["prior_factor"] == pytest.approx(1.2)
     knowledge_index.close()
+
+
+def weighted(*texts: str) -> list[WeightedTerm]:
+    return [WeightedTerm(text) for text in texts]
+
+
+def test_proximity_pairs_capped_by_idf():
+    ranking = settings_for_tests(ranking={"proximity_max_pairs": 2, "proximity_fields": ["body"]}).ranking
+    terms = weighted("reset", "vpn", "password", "portal", "today")
+    idf = {"reset": 1.0, "vpn": 5.0, "password": 4.0, "portal": 3.0, "today": 0.5}
+    proximity = build_proximity_query(terms, ranking, idf=idf)
+    assert [tuple(clause.words) for clause in proximity.subqueries] == [("vpn", "password"), ("password", "portal")]
+
+
+def test_proximity_pairs_uncapped_at_zero():
+    ranking = settings_for_tests(ranking={"proximity_max_pairs": 0, "proximity_fields": ["body"]}).ranking
+    proximity = build_proximity_query(weighted("a1", "b2", "c3", "d4"), ranking)
+    assert len(proximity.subqueries) == 3
+
+
+def test_proximity_one_clause_per_field():
+    ranking = settings_for_tests(ranking={"proximity_max_pairs": 0, "proximity_fields": ["title", "body"]}).ranking
+    proximity = build_proximity_query(weighted("vpn", "password"), ranking)
+    assert [clause.fieldname for clause in proximity.subqueries] == ["title", "body"]
+
+
+def test_proximity_fields_empty_turns_bonus_off():
+    ranking = settings_for_tests(ranking={"proximity_fields": []}).ranking
+    assert build_proximity_query(weighted("vpn", "password"), ranking) is None
+
+
+def test_proximity_fields_reject_unknown_field():
+    with pytest.raises(ConfigError):
+        settings_for_tests(ranking={"proximity_fields": ["summary"]})
+
+
+def test_max_query_terms_keep_heaviest():
+    ranking = settings_for_tests(ranking={"max_query_terms": 2}).ranking
+    terms = [WeightedTerm("printer", 1.0), WeightedTerm("jam", 1.0), WeightedTerm("tray", 0.3)]
+    idf = {"printer": 2.0, "jam": 1.5, "tray": 6.0}
+    kept = select_scored_terms(terms, ranking, idf)
+    assert [term.text for term in kept] == ["printer", "tray"]
+
+
+def test_max_query_terms_zero_keeps_all():
+    ranking = settings_for_tests(ranking={"max_query_terms": 0}).ranking
+    terms = weighted("a1", "b2", "c3")
+    assert select_scored_terms(terms, ranking, {}) == terms
+
+
+def test_plan_scores_capped_terms_only():
+    ranking = settings_for_tests(ranking={"max_query_terms": 2, "proximity_max_pairs": 0}).ranking
+    terms = weighted("reset", "vpn", "password")
+    idf = {"reset": 1.0, "vpn": 5.0, "password": 4.0}
+    plan = plan_query(terms, ranking, idf=idf)
+    assert [term.text for term in plan.terms] == ["vpn", "password"]
+    assert [clause.text for clause in plan.fields["body"].subqueries] == ["vpn", "password"]
+    # Pairs come from the full query, so "reset vpn" still gets a proximity clause.
+    assert [tuple(clause.words) for clause in plan.proximity.subqueries] == [("reset", "vpn"), ("vpn", "password")]
