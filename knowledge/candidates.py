@@ -29,7 +29,6 @@ from typing import Any
 
 import bm25s
 import numpy as np
-from bm25s import scoring as bm25_scoring
 from whoosh import query as wq
 from whoosh.matching import NullMatcher, WrappingMatcher
 
@@ -107,7 +106,7 @@ def _rows_with(rows_by_term: dict[str, np.ndarray], terms: Iterable[str], count:
 def build_snapshot(stored_documents: Iterable[dict[str, Any]], tokenize: Callable[[str], list[str]]) -> Snapshot:
     """Tokenize the stored fields of every document and build the bm25s model over them."""
     sys_ids: list[str] = []
-    counts = TermCounts()
+    corpus: list[list[str]] = []
     kb_rows: dict[str, list[int]] = {}
     can_read_rows: dict[str, list[int]] = {}
     cannot_read_rows: dict[str, list[int]] = {}
@@ -115,89 +114,17 @@ def build_snapshot(stored_documents: Iterable[dict[str, Any]], tokenize: Callabl
         row = len(sys_ids)
         sys_ids.append(stored["sys_id"])
         text = "\n".join(stored.get(name) or "" for name in ("title", "meta", "body"))
-        counts.add(tokenize(text))
+        corpus.append(tokenize(text))
         kb_rows.setdefault(stored.get("kb") or "", []).append(row)
         for term in _split(stored.get("can_read")) or [ANYONE]:
             can_read_rows.setdefault(term, []).append(row)
         for term in _split(stored.get("cannot_read")):
             cannot_read_rows.setdefault(term, []).append(row)
-    model = counts.bm25_model() if sys_ids else bm25s.BM25()
+    model = bm25s.BM25()
+    if corpus:
+        model.index(corpus, show_progress=False)
     return Snapshot(sys_ids=sys_ids, model=model, kb_rows=_as_arrays(kb_rows),
                     can_read_rows=_as_arrays(can_read_rows), cannot_read_rows=_as_arrays(cannot_read_rows))
-
-
-class TermCounts:
-    """The term frequencies of each document, collected one document at a time.
-
-    ``BM25.index`` on a list of token lists keeps every token of the corpus
-    as a Python string until the matrix is built, and the freed strings stay
-    in the heap. This class keeps only each document's distinct term ids
-    and counts in numpy arrays, and the strings of the vocabulary.
-    """
-
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
-        self.term_ids: list[np.ndarray] = []
-        self.term_frequencies: list[np.ndarray] = []
-        self.lengths: list[int] = []
-
-    def add(self, tokens: list[str]) -> None:
-        """Count the tokens of the next document."""
-        vocab = self.vocab
-        ids = np.fromiter((vocab.setdefault(token, len(vocab)) for token in tokens), dtype=np.int32,
-                          count=len(tokens))
-        unique_ids, frequencies = np.unique(ids, return_counts=True)
-        self.term_ids.append(unique_ids.astype(np.int32))
-        self.term_frequencies.append(frequencies.astype(np.float32))
-        self.lengths.append(len(tokens))
-
-    def bm25_model(self) -> bm25s.BM25:
-        """Return a ``bm25s.BM25`` model with the BM25 score matrix of the documents counted so far."""
-        model = bm25s.BM25()
-        # The same steps and dtypes as BM25.build_index_from_ids in bm25s
-        # 0.3.16 (the installed version), so the scores are identical.
-        if model.method in model.methods_requiring_nonoccurrence:
-            raise ValueError(f"bm25s method {model.method!r} is not supported: it needs a non-occurrence array")
-        document_count = len(self.lengths)
-        vocab_size = len(self.vocab)
-        average_length = np.array(self.lengths).mean()
-        document_frequencies = np.bincount(np.concatenate(self.term_ids), minlength=vocab_size)
-        idf = bm25_scoring._build_idf_array(
-            doc_frequencies=dict(enumerate(document_frequencies.tolist())),
-            n_docs=document_count,
-            compute_idf_fn=bm25_scoring._select_idf_scorer(model.idf_method),
-            dtype=model.dtype,
-        )
-        score_term_frequency = bm25_scoring._select_tfc_scorer(model.method)
-        scores = []
-        for term_ids, frequencies, length in zip(self.term_ids, self.term_frequencies, self.lengths):
-            weights = score_term_frequency(tf_array=frequencies, l_d=length, l_avg=average_length,
-                                           k1=model.k1, b=model.b, delta=model.delta)
-            scores.append((idf[term_ids] * weights).astype(model.dtype))
-        data, indices, indptr = _csc_arrays(np.concatenate(scores), np.concatenate(self.term_ids),
-                                            [len(term_ids) for term_ids in self.term_ids], vocab_size)
-        model.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": document_count}
-        model.nonoccurrence_array = None
-        # BM25.index adds the empty token after the last term, outside the matrix.
-        model.vocab_dict = dict(self.vocab)
-        if "" not in model.vocab_dict:
-            model.vocab_dict[""] = vocab_size
-        model.unique_token_ids_set = set(model.vocab_dict.values())
-        return model
-
-
-def _csc_arrays(scores: np.ndarray, term_ids: np.ndarray, terms_per_document: list[int],
-                vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (data, indices, indptr) of the documents x terms matrix in CSC form, the layout bm25s reads.
-
-    ``scores`` and ``term_ids`` hold each document's entries in document order.
-    A stable sort by term id keeps the rows of each column in ascending order.
-    """
-    rows = np.repeat(np.arange(len(terms_per_document), dtype=np.int32), terms_per_document)
-    order = np.argsort(term_ids, kind="stable")
-    indptr = np.zeros(vocab_size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(term_ids, minlength=vocab_size), out=indptr[1:])
-    return scores[order], rows[order], indptr
 
 
 def _split(value: str | None) -> list[str]:

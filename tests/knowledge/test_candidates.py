@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bm25s
-import numpy as np
 import pytest
 from whoosh import query as wq
 
@@ -186,26 +184,3 @@ def test_snapshot_without_visibility_filter_uses_no_mask():
 
     assert snapshot.visibility_mask(wq.Term("kb", "kb-it")) is None
     assert snapshot.top([], 5, None) == []
-
-
-def test_snapshot_scores_match_bm25s_index():
-    stored = [
-        {"sys_id": "a", "title": "Printer jam", "body": "printer toner printer tray"},
-        {"sys_id": "b", "title": "VPN", "meta": "network", "body": "vpn client printer"},
-        {"sys_id": "c", "title": "Empty", "body": ""},
-        {"sys_id": "d", "body": "toner toner toner vpn"},
-    ]
-    texts = ["\n".join(fields.get(name) or "" for name in ("title", "meta", "body")) for fields in stored]
-    reference = bm25s.BM25()
-    reference.index([text.split() for text in texts], show_progress=False)
-
-    snapshot = build_snapshot(stored, str.split)
-
-    assert set(snapshot.model.vocab_dict) == set(reference.vocab_dict)
-    for term, reference_id in reference.vocab_dict.items():
-        if term == "":
-            continue
-        expected = reference.get_scores_from_ids([reference_id])
-        actual = snapshot.model.get_scores_from_ids([snapshot.model.vocab_dict[term]])
-        assert actual.dtype == expected.dtype, term
-        assert np.array_equal(actual, expected), term
