@@ -10,7 +10,7 @@ base and still tell failures apart::
     ├── AuthError                   inward/auth.py
     └── ...                         one subtree per package
 
-The ``config`` package holds the base because it is the one package that
+The ``config`` package contains the base because it is the one package that
 every other package may import.
 """
 
@@ -21,7 +21,7 @@ class InwardError(Exception):
     """Base of every error Inward raises on purpose.
 
     ``retryable`` tells a caller whether repeating the same call may succeed.
-    ``context`` holds the ids involved (table, sys_id, status) for logs.
+    ``context`` contains the ids involved (table, sys_id, status) for logs.
     """
 
     retryable: bool = False

@@ -279,7 +279,7 @@ class InstanceSchema(SectionSchema):
 
 
 class AuthSchema(SectionSchema):
-    """How agents' JWTs, minted by the platform's JWT provider, are verified."""
+    """Verification of agents' JWTs, which the platform's JWT provider mints."""
 
     jwt_algorithm = fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "RS256"]))
     jwt_secret = SecretField(load_default=lambda: Secret())

@@ -25,7 +25,7 @@ from config.errors import InwardError
 
 
 class PlatformError(InwardError):
-    """A call to the platform failed; context holds method, table, sys_id and status."""
+    """A call to the platform failed; context contains method, table, sys_id and status."""
 
 
 class PlatformUnavailable(PlatformError):

@@ -65,7 +65,7 @@ def get_case(records: Records, *, table: str, sys_id: str) -> Case:
 def latest_comment(records: Records, *, sys_id: str) -> str:
     """Return the newest customer-visible comment on a task, without Inward's marker.
 
-    The ``comments`` journal holds entries by agents as well as by the
+    The ``comments`` journal contains entries by agents as well as by the
     customer, so the newest entry may be an agent's.
     """
     # NOTE: sys_created_on has one-second resolution, so of two comments

@@ -117,7 +117,7 @@ class SyncState:
 
 
 def needs_full_sync(known_ids: set[str]) -> bool:
-    """Tell whether a saved cursor is useless because the index holds no articles.
+    """Tell whether a saved cursor is useless because the index contains no articles.
 
     A corrupt or schema-mismatched index is replaced by an empty one at
     start-up; an incremental read from the old cursor would then leave every
@@ -207,13 +207,7 @@ def sync_knowledge(
     elif reconcile_due(state, parts.settings, now):
         reconcile(parts, known_ids, report, today=now.date())
         state.reconciled_at = now
-    state.last_run_on = now.date()
-    save_state(parts.store, state)
-
-    report.cursor = state.cursor
-    report.duration = time.monotonic() - started
-    logger.info("Knowledge sync finished: %s", report.to_dict())
-    return report
+    return finish_run(parts, state, report, now=now, started=started, name="sync")
 
 
 def rebuild_index(
@@ -254,11 +248,18 @@ def rebuild_index(
 
     parts.index.rebuild(live_docs())
     state.reconciled_at = now
+    state.extra["platform"] = platform_identity(parts.settings)
+    return finish_run(parts, state, report, now=now, started=started, name="index rebuild")
+
+
+def finish_run(parts: SyncParts, state: SyncState, report: SyncReport, *, now: datetime,
+               started: float, name: str) -> SyncReport:
+    """Save the final sync state, complete the report and log it."""
     state.last_run_on = now.date()
     save_state(parts.store, state)
     report.cursor = state.cursor
     report.duration = time.monotonic() - started
-    logger.info("Knowledge index rebuild finished: %s", report.to_dict())
+    logger.info("Knowledge %s finished: %s", name, report.to_dict())
     return report
 
 
