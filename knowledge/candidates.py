@@ -1,14 +1,14 @@
-"""The first search stage: a bm25s index that picks the candidate articles for a query.
+"""The first search stage: a BM25 score matrix that picks the candidate articles for a query.
 
 Whoosh scores every document that contains any query term in Python, which
 took 0.9 s per query at p95 with 10,000 articles in
 ``benchmarks/search_speed.py``. This stage scores the
-same terms over title, meta and body with ``bm25s`` (precomputed BM25 scores
-in a sparse matrix, so a query costs a few numpy operations) and returns the
-sys_ids of the best ``ranking.candidates`` articles. ``KnowledgeIndex`` then
-runs its full ranking on those articles only.
+same terms over title, meta and body with the BM25 scores of ``bm25s``
+(precomputed in a sparse matrix, so a query costs a few numpy operations) and
+returns the sys_ids of the best ``ranking.candidates`` articles.
+``KnowledgeIndex`` then runs its full ranking on those articles only.
 
-The bm25s index is a snapshot of the Whoosh index's stored fields. Articles
+The score matrix is a snapshot of the Whoosh index's stored fields. Articles
 upserted after the snapshot was taken are "dirty": they are always added to
 the candidates, so a new or changed article is not missed. Deleted
 articles may still be returned here, and the second stage drops them
@@ -20,14 +20,19 @@ a sync batch does not wait for them.
 from __future__ import annotations
 
 import bisect
+import ctypes
+import functools
 import logging
+import math
+import sys
 import threading
 import time
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import bm25s
 import numpy as np
 from whoosh import query as wq
 from whoosh.matching import NullMatcher, WrappingMatcher
@@ -39,14 +44,19 @@ logger = logging.getLogger(__name__)
 ANYONE = "__anyone__"
 # Visibility masks kept per snapshot; one per agent profile in use.
 MAX_CACHED_MASKS = 64
+# The defaults of bm25s.BM25 (method "lucene"), whose scores the matrix reproduces.
+BM25_K1 = 1.5
+BM25_B = 0.75
+# Matrix entries scored per step; bounds the float64 temporaries to 8 MB each.
+SCORING_CHUNK = 1 << 20
 
 
 @dataclass
 class Snapshot:
-    """The bm25s model of one read of the index, with each row's visibility fields."""
+    """The BM25 score matrix of one read of the index, with each row's visibility fields."""
 
     sys_ids: list[str]
-    model: Any
+    matrix: ScoreMatrix
     kb_rows: dict[str, np.ndarray]
     can_read_rows: dict[str, np.ndarray]
     cannot_read_rows: dict[str, np.ndarray]
@@ -76,15 +86,18 @@ class Snapshot:
         denied = _rows_with(self.cannot_read_rows, denied_terms, count)
         return (bases & readable & ~denied).astype(np.float32)
 
+    def scores(self, terms: list[WeightedTerm], mask: np.ndarray | None) -> np.ndarray:
+        """Return each row's sum of term weight times BM25 score, times its ``mask`` value."""
+        scores = np.zeros(len(self.sys_ids), dtype=np.float32)
+        for term in terms:
+            self.matrix.add_term(scores, term.text, term.weight, mask)
+        return scores
+
     def top(self, terms: list[WeightedTerm], count: int, mask: np.ndarray | None) -> list[str]:
         """Return the sys_ids of the ``count`` best rows for the weighted terms, best first."""
         if not self.sys_ids:
             return []
-        scores = np.zeros(len(self.sys_ids), dtype=np.float32)
-        for term in terms:
-            token_id = self.model.vocab_dict.get(term.text)
-            if token_id is not None:
-                scores += term.weight * self.model.get_scores_from_ids([token_id], weight_mask=mask)
+        scores = self.scores(terms, mask)
         matching = np.flatnonzero(scores > 0)
         if len(matching) > count:
             best = np.argpartition(-scores[matching], count - 1)[:count]
@@ -104,9 +117,9 @@ def _rows_with(rows_by_term: dict[str, np.ndarray], terms: Iterable[str], count:
 
 
 def build_snapshot(stored_documents: Iterable[dict[str, Any]], tokenize: Callable[[str], list[str]]) -> Snapshot:
-    """Tokenize the stored fields of every document and build the bm25s model over them."""
+    """Tokenize the stored fields of every document and build the BM25 score matrix over them."""
     sys_ids: list[str] = []
-    corpus: list[list[str]] = []
+    counts = TermCounts()
     kb_rows: dict[str, list[int]] = {}
     can_read_rows: dict[str, list[int]] = {}
     cannot_read_rows: dict[str, list[int]] = {}
@@ -114,17 +127,161 @@ def build_snapshot(stored_documents: Iterable[dict[str, Any]], tokenize: Callabl
         row = len(sys_ids)
         sys_ids.append(stored["sys_id"])
         text = "\n".join(stored.get(name) or "" for name in ("title", "meta", "body"))
-        corpus.append(tokenize(text))
+        counts.add(tokenize(text))
         kb_rows.setdefault(stored.get("kb") or "", []).append(row)
         for term in _split(stored.get("can_read")) or [ANYONE]:
             can_read_rows.setdefault(term, []).append(row)
         for term in _split(stored.get("cannot_read")):
             cannot_read_rows.setdefault(term, []).append(row)
-    model = bm25s.BM25()
-    if corpus:
-        model.index(corpus, show_progress=False)
-    return Snapshot(sys_ids=sys_ids, model=model, kb_rows=_as_arrays(kb_rows),
+    return Snapshot(sys_ids=sys_ids, matrix=counts.score_matrix(), kb_rows=_as_arrays(kb_rows),
                     can_read_rows=_as_arrays(can_read_rows), cannot_read_rows=_as_arrays(cannot_read_rows))
+
+
+@dataclass
+class ScoreMatrix:
+    """The BM25 score of every (document, term) pair, as a documents x terms matrix in CSC layout.
+
+    Column ``i = vocab[term]`` contains the rows ``rows[indptr[i]:indptr[i + 1]]``,
+    ascending, and their scores at the same positions of ``scores``.
+    """
+
+    vocab: dict[str, int]
+    indptr: np.ndarray
+    rows: np.ndarray
+    scores: np.ndarray
+
+    def add_term(self, totals: np.ndarray, term: str, weight: float, mask: np.ndarray | None) -> None:
+        """Add ``weight`` times the term's score, times the row's ``mask`` value, to each row of ``totals``.
+
+        A term that no document contains adds nothing. The float32 steps are
+        those of ``totals += weight * BM25.get_scores_from_ids([id], weight_mask=mask)``
+        in bm25s 0.3.16, so the totals are the same.
+        """
+        term_id = self.vocab.get(term)
+        if term_id is None:
+            return
+        start, end = self.indptr[term_id], self.indptr[term_id + 1]
+        rows = self.rows[start:end]
+        column = self.scores[start:end]
+        if mask is not None:
+            column = column * mask[rows]
+        totals[rows] += weight * column
+
+
+class TermCounts:
+    """The distinct term ids and their counts of each document, collected one document at a time.
+
+    ``bm25s.BM25.index`` needs the token lists of the whole corpus at once.
+    With 50,000 generated articles (the generator of
+    ``benchmarks/search_speed.py``) that build raised RssAnon by 250 MB, and
+    glibc kept 148 MB of it as free heap. This class keeps only the
+    vocabulary and flat arrays of 4-byte integers, and ``score_matrix``
+    computes the BM25 scores from them in NumPy: RssAnon rose by 67 MB.
+    """
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self._clear_counts()
+
+    def _clear_counts(self) -> None:
+        # Per document, in document order: its distinct term ids and their counts.
+        self.term_ids = array("i")
+        self.term_counts = array("i")
+        # Per document: its number of tokens and of distinct terms.
+        self.lengths = array("i")
+        self.distinct_terms = array("i")
+
+    def add(self, tokens: list[str]) -> None:
+        """Count the tokens of the next document and add new tokens to the vocabulary."""
+        vocab = self.vocab
+        counted = Counter(tokens)
+        # len(vocab) is read before setdefault inserts, so a new token gets the next id.
+        self.term_ids.extend([vocab.setdefault(token, len(vocab)) for token in counted])
+        self.term_counts.extend(counted.values())
+        self.lengths.append(len(tokens))
+        self.distinct_terms.append(len(counted))
+
+    def score_matrix(self) -> ScoreMatrix:
+        """Compute the BM25 scores of the documents counted so far, and empty the counts.
+
+        The scores are those of ``bm25s.BM25()`` with its defaults (bm25s
+        0.3.16, method "lucene", k1 1.5, b 0.75, float32 scores) on the same
+        tokens, which a test checks. As in bm25s, the idf of a term is
+        ln(1 + (N - df + 0.5) / (df + 0.5)) in float64, rounded to float32.
+        The term frequency part tf / (k1 * (1 - b + b * length / mean length) + tf)
+        is computed in float64. Their product is rounded to float32.
+        """
+        vocab = self.vocab
+        term_ids = np.frombuffer(self.term_ids, dtype=np.intc)
+        counts = np.frombuffer(self.term_counts, dtype=np.intc)
+        lengths = np.frombuffer(self.lengths, dtype=np.intc)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int32), np.frombuffer(self.distinct_terms, dtype=np.intc))
+        # Without other references, each buffer is freed with its last NumPy view below.
+        self.vocab = {}
+        self._clear_counts()
+
+        document_frequencies = np.bincount(term_ids, minlength=len(vocab))
+        idf = _lucene_idf(document_frequencies, len(lengths))
+        scores = np.empty(len(term_ids), dtype=np.float32)
+        if len(scores):
+            # bm25s computes (b * length) / mean length, in this order, in float64.
+            length_norms = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / lengths.mean())
+            for start in range(0, len(scores), SCORING_CHUNK):
+                chunk = slice(start, start + SCORING_CHUNK)
+                frequencies = counts[chunk].astype(np.float64)
+                denominators = length_norms[rows[chunk]]
+                denominators += frequencies
+                frequencies /= denominators
+                frequencies *= idf[term_ids[chunk]]
+                scores[chunk] = frequencies
+        del counts
+
+        # Column order: a stable sort by term id keeps each column's rows ascending.
+        # rows and scores are reordered one after the other, so only one is copied at a time.
+        order = np.argsort(term_ids, kind="stable")
+        del term_ids
+        rows = rows[order]
+        scores = scores[order]
+        del order
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(document_frequencies, out=indptr[1:])
+        return ScoreMatrix(vocab=vocab, indptr=indptr, rows=rows, scores=scores)
+
+
+def _lucene_idf(document_frequencies: np.ndarray, document_count: int) -> np.ndarray:
+    """Return the float32 idf of each term as bm25s 0.3.16 computes it, with math.log on Python floats."""
+    distinct, positions = np.unique(document_frequencies, return_inverse=True)
+    values = [math.log(1 + (document_count - df + 0.5) / (df + 0.5)) for df in distinct.tolist()]
+    return np.asarray(values, dtype=np.float64).astype(np.float32)[positions]
+
+
+def release_free_heap() -> None:
+    """Return the free pages of the glibc heap to the operating system.
+
+    glibc keeps memory freed by small allocations, such as the token strings
+    and Counters of a snapshot build, in the process heap for reuse, so RSS
+    stays near the build's peak. Since glibc 2.8, ``malloc_trim(0)`` releases
+    the free pages of every arena. musl, macOS and Windows have no
+    ``malloc_trim``, and there this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """Return glibc's ``malloc_trim`` through ctypes, or None where the C library has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        # dlopen(NULL): the symbols of the process, the C library's among them.
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
 
 
 def _split(value: str | None) -> list[str]:
@@ -258,11 +415,14 @@ class CandidateIndex:
                 self._dirty |= self._in_build
                 self._in_build = set()
                 self._wake.notify_all()
+            release_free_heap()
             return
         with self._wake:
             self._snapshot = snapshot
             self._in_build = set()
             self._wake.notify_all()
+        # Also frees the heap of the replaced snapshot, unless a search still uses it.
+        release_free_heap()
         logger.info("Rebuilt the candidate index with %d articles in %.2f s.",
                     len(snapshot.sys_ids), time.monotonic() - started)
 

@@ -1,14 +1,20 @@
-"""Tests for the candidate stage of search: the bm25s snapshot, dirty articles and visibility."""
+"""Tests for the candidate stage of search: the BM25 snapshot, dirty articles and visibility."""
 
 from __future__ import annotations
 
+import platform
+import random
+
+import bm25s
+import numpy as np
 import pytest
 from whoosh import query as wq
 
 from config import settings_for_tests
-from knowledge.candidates import build_snapshot
+from knowledge.candidates import _malloc_trim, build_snapshot, release_free_heap
 from knowledge.documents import ArticleDoc
 from knowledge.index import KnowledgeIndex
+from knowledge.ranking import WeightedTerm
 from knowledge.visibility import AgentAccess, build_filter
 
 # Long enough that no background rebuild runs during a test.
@@ -184,3 +190,150 @@ def test_snapshot_without_visibility_filter_uses_no_mask():
 
     assert snapshot.visibility_mask(wq.Term("kb", "kb-it")) is None
     assert snapshot.top([], 5, None) == []
+
+
+# -- the score matrix against bm25s ----------------------------------------------
+
+WORDS = ("printer toner driver scanner portal vpn password reset account laptop dock monitor "
+         "cable network wifi badge door email outlook calendar invoice expense travel policy "
+         "ticket incident change request approval license server backup restore").split()
+
+
+def varied_documents(count: int, seed: int) -> list[dict]:
+    """Return stored documents with analyzed terms of very different lengths, repeats and visibility."""
+    rng = random.Random(seed)
+    documents = []
+    for number in range(count):
+        vocabulary = WORDS[:rng.randint(3, len(WORDS))]
+        documents.append({
+            "sys_id": f"d{number:02d}",
+            "title": " ".join(rng.choices(vocabulary, k=rng.randint(0, 6))),
+            "meta": " ".join(rng.choices(vocabulary, k=rng.randint(0, 3))),
+            "body": " ".join(rng.choices(vocabulary, k=rng.choice([0, 2, 15, 60, 200]))),
+            "kb": rng.choice(["kb-it", "kb-it", "kb-hr"]),
+            "can_read": rng.choice(["", "", "uc-hr"]),
+            "cannot_read": rng.choice(["", "", "", "uc-contractors"]),
+        })
+    # A document without terms, and two with the same terms, so equal scores occur.
+    documents.append({"sys_id": "empty", "title": "", "body": "", "kb": "kb-it"})
+    documents.append({"sys_id": "twin-a", "title": "printer", "body": "printer toner toner", "kb": "kb-it"})
+    documents.append({"sys_id": "twin-b", "title": "printer", "body": "printer toner toner", "kb": "kb-it"})
+    return documents
+
+
+def bm25s_model(documents: list[dict]) -> bm25s.BM25:
+    corpus = ["\n".join(stored.get(name) or "" for name in ("title", "meta", "body")).split()
+              for stored in documents]
+    model = bm25s.BM25()
+    model.index(corpus, show_progress=False)
+    return model
+
+
+def bm25s_scores(model: bm25s.BM25, terms: list[WeightedTerm], mask, count: int) -> np.ndarray:
+    """Return the weighted row scores the candidate stage computed with a bm25s model."""
+    scores = np.zeros(count, dtype=np.float32)
+    for term in terms:
+        if term.text in model.vocab_dict:
+            scores += term.weight * model.get_scores([term.text], weight_mask=mask)
+    return scores
+
+
+def ranked_rows(scores: np.ndarray, count: int) -> list[int]:
+    """Return the ``count`` best rows as the bm25s-based ``Snapshot.top`` picked them."""
+    matching = np.flatnonzero(scores > 0)
+    if len(matching) > count:
+        best = np.argpartition(-scores[matching], count - 1)[:count]
+        matching = matching[best]
+    return matching[np.argsort(-scores[matching], kind="stable")].tolist()
+
+
+def test_snapshot_term_scores_equal_bm25s():
+    documents = varied_documents(40, seed=5)
+    snapshot = build_snapshot(documents, str.split)
+    model = bm25s_model(documents)
+
+    for term in WORDS:
+        expected = model.get_scores([term])
+        found = snapshot.scores([WeightedTerm(term)], None)
+        np.testing.assert_array_equal(found, expected, err_msg=f"scores of {term!r}")
+
+
+@pytest.mark.parametrize("agent_access", [None, access(), access(readable_bases=("kb-it", "kb-hr"),
+                                                                 denied=("uc-contractors",))])
+def test_snapshot_top_matches_bm25s(agent_access):
+    documents = varied_documents(40, seed=11)
+    snapshot = build_snapshot(documents, str.split)
+    model = bm25s_model(documents)
+    mask = None if agent_access is None else snapshot.visibility_mask(build_filter(agent_access))
+    terms = [WeightedTerm("printer"), WeightedTerm("toner", 0.5), WeightedTerm("vpn", 2.0),
+             WeightedTerm("restore", 0.25, in_text=False), WeightedTerm("not-indexed", 3.0)]
+
+    found = snapshot.scores(terms, mask)
+    expected = bm25s_scores(model, terms, mask, len(documents))
+
+    np.testing.assert_allclose(found, expected, rtol=0, atol=1e-6)
+    for count in (1, 5, 12, len(documents)):
+        expected_ids = [documents[row]["sys_id"] for row in ranked_rows(expected, count)]
+        assert snapshot.top(terms, count, mask) == expected_ids, f"top {count}"
+
+
+def test_snapshot_top_keeps_row_order_on_ties():
+    documents = varied_documents(40, seed=11)
+    snapshot = build_snapshot(documents, str.split)
+
+    found = snapshot.top([WeightedTerm("printer"), WeightedTerm("toner")], len(documents), None)
+
+    assert found.index("twin-a") + 1 == found.index("twin-b")
+
+
+def test_snapshot_hides_masked_rows():
+    documents = varied_documents(40, seed=11)
+    snapshot = build_snapshot(documents, str.split)
+    mask = snapshot.visibility_mask(build_filter(access()))
+    hidden = {stored["sys_id"] for stored in documents if stored["kb"] != "kb-it" or stored.get("can_read")}
+
+    found = snapshot.top([WeightedTerm(word) for word in WORDS], len(documents), mask)
+
+    assert hidden
+    assert found
+    assert not hidden & set(found)
+
+
+def test_empty_snapshot_finds_nothing():
+    snapshot = build_snapshot([], str.split)
+
+    assert snapshot.top([WeightedTerm("printer")], 5, None) == []
+    assert len(snapshot.scores([WeightedTerm("printer")], None)) == 0
+    assert len(snapshot.visibility_mask(build_filter(access()))) == 0
+
+
+def test_snapshot_of_documents_without_terms():
+    snapshot = build_snapshot([{"sys_id": "a", "body": ""}, {"sys_id": "b", "title": " "}], str.split)
+
+    assert snapshot.top([WeightedTerm("printer")], 5, None) == []
+    assert snapshot.matrix.vocab == {}
+
+
+def test_term_missing_from_vocabulary_adds_nothing():
+    documents = varied_documents(40, seed=5)
+    snapshot = build_snapshot(documents, str.split)
+    known = [WeightedTerm("printer"), WeightedTerm("vpn", 0.5)]
+
+    assert snapshot.top([WeightedTerm("not-indexed")], 10, None) == []
+    assert snapshot.top([WeightedTerm("")], 10, None) == []
+    assert snapshot.top(known + [WeightedTerm("not-indexed", 4.0)], 10, None) == snapshot.top(known, 10, None)
+
+
+def test_snapshot_tokenizes_with_given_function():
+    documents = [{"sys_id": "a", "title": "Printer", "body": "TONER low"}, {"sys_id": "b", "body": "toner"}]
+
+    snapshot = build_snapshot(documents, lambda text: text.lower().split())
+
+    assert snapshot.top([WeightedTerm("printer")], 5, None) == ["a"]
+    assert sorted(snapshot.top([WeightedTerm("toner")], 5, None)) == ["a", "b"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim exists only in glibc")
+def test_release_free_heap_finds_malloc_trim():
+    assert _malloc_trim() is not None
+    release_free_heap()
