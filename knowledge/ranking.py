@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -134,10 +134,9 @@ def field_weights(ranking: Any) -> dict[str, float]:
     }
 
 
-def build_field_query(field: str, terms: list[WeightedTerm], weight: float,
-                      term_query: Callable[..., wq.Query] = wq.Term) -> wq.Query:
+def build_field_query(field: str, terms: list[WeightedTerm], weight: float) -> wq.Query:
     """Build the disjunction of the query terms in one field, boosted by the field weight."""
-    return wq.Or([term_query(field, term.text, boost=weight * term.weight) for term in terms])
+    return wq.Or([wq.Term(field, term.text, boost=weight * term.weight) for term in terms])
 
 
 def term_priority(term: WeightedTerm, idf: Mapping[str, float] | None) -> float:
@@ -159,37 +158,62 @@ def select_scored_terms(terms: list[WeightedTerm], ranking: Any,
     return [term for i, term in enumerate(terms) if i in kept]
 
 
-def build_proximity_query(terms: list[WeightedTerm], ranking: Any,
-                          phrase_query: Callable[..., wq.Query] = wq.Phrase,
-                          idf: Mapping[str, float] | None = None) -> wq.Query | None:
-    """Build the optional bonus clause for adjacent query-text term pairs found near each other.
+@dataclass(frozen=True)
+class ProximityPair:
+    """Two adjacent query-text terms and the bonus weight when they occur close together."""
 
-    Each pair gets one phrase clause per field in ``ranking.proximity_fields``.
+    first: str
+    second: str
+    boost: float
+
+
+def select_proximity_pairs(terms: list[WeightedTerm], ranking: Any,
+                           idf: Mapping[str, float] | None = None) -> list[ProximityPair]:
+    """Return the pairs of adjacent query-text terms that get a proximity bonus.
+
     With ``ranking.proximity_max_pairs`` above 0, only that many pairs are
     kept: those whose lower ``weight * idf`` is highest, earlier pairs first on ties.
     """
     text_terms = [term for term in terms if term.in_text]
     if ranking.proximity_weight <= 0 or len(text_terms) < 2 or not ranking.proximity_fields:
-        return None
+        return []
     pairs = list(zip(text_terms, text_terms[1:]))
     cap = ranking.proximity_max_pairs
     if 0 < cap < len(pairs):
         pairs = sorted(pairs, key=lambda pair: -min(term_priority(pair[0], idf), term_priority(pair[1], idf)))[:cap]
-    clauses = []
-    for first, second in pairs:
-        boost = ranking.proximity_weight * min(first.weight, second.weight)
-        for field in ranking.proximity_fields:
-            clauses.append(phrase_query(field, [first.text, second.text], slop=ranking.proximity_slop, boost=boost))
-    return wq.Or(clauses)
+    return [ProximityPair(first.text, second.text, ranking.proximity_weight * min(first.weight, second.weight))
+            for first, second in pairs]
+
+
+def build_proximity_query(terms: list[WeightedTerm], ranking: Any,
+                          idf: Mapping[str, float] | None = None) -> wq.Query | None:
+    """Build the optional bonus clause: one phrase per selected pair and ``ranking.proximity_fields`` field."""
+    pairs = select_proximity_pairs(terms, ranking, idf)
+    if not pairs:
+        return None
+    return wq.Or([
+        wq.Phrase(field, [pair.first, pair.second], slop=ranking.proximity_slop, boost=pair.boost)
+        for pair in pairs
+        for field in ranking.proximity_fields
+    ])
 
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """The Whoosh queries for one search: per-field term clauses and the proximity clause."""
+    """One search's scoring plan, and the same plan as Whoosh queries.
+
+    ``weights`` (field weights), ``pairs``, ``proximity_fields`` and ``slop``
+    drive ``knowledge.rescoring``; ``fields`` and ``proximity`` are the
+    equivalent Whoosh queries, used when no candidate snapshot exists.
+    """
 
     terms: list[WeightedTerm]
     fields: dict[str, wq.Query]
     proximity: wq.Query | None
+    weights: dict[str, float]
+    pairs: list[ProximityPair]
+    proximity_fields: tuple[str, ...]
+    slop: int
 
     def combined(self) -> wq.Query:
         """Return the query that scores text: every field clause plus the proximity clause."""
@@ -200,27 +224,22 @@ class QueryPlan:
 
 
 def plan_query(terms: list[WeightedTerm], ranking: Any, *,
-               term_query: Callable[..., wq.Query] = wq.Term,
-               phrase_query: Callable[..., wq.Query] = wq.Phrase,
                idf: Mapping[str, float] | None = None) -> QueryPlan:
     """Build the query plan for weighted terms with the configured field weights.
 
-    ``term_query`` and ``phrase_query`` build the leaf queries; the search
-    passes ones that match only the candidate articles. ``idf`` maps term
-    text to its inverse document frequency. It ranks terms and pairs for the
-    ``max_query_terms`` and ``proximity_max_pairs`` caps, and without it
-    terms rank by weight alone. Proximity pairs come from all terms, so a
-    pair is always adjacent in the query text even when the term cap drops
-    one of its terms.
+    ``idf`` maps term text to its inverse document frequency. It ranks
+    terms and pairs for the ``max_query_terms`` and ``proximity_max_pairs``
+    caps, and without it terms rank by weight alone. Proximity pairs come
+    from all terms, so a pair is always adjacent in the query text even
+    when the term cap drops one of its terms.
     """
     scored = select_scored_terms(terms, ranking, idf)
-    fields = {
-        field: build_field_query(field, scored, weight, term_query)
-        for field, weight in field_weights(ranking).items()
-        if weight > 0
-    }
-    proximity = build_proximity_query(terms, ranking, phrase_query, idf)
-    return QueryPlan(terms=scored, fields=fields, proximity=proximity)
+    weights = {field: weight for field, weight in field_weights(ranking).items() if weight > 0}
+    fields = {field: build_field_query(field, scored, weight) for field, weight in weights.items()}
+    pairs = select_proximity_pairs(terms, ranking, idf)
+    proximity = build_proximity_query(terms, ranking, idf=idf)
+    return QueryPlan(terms=scored, fields=fields, proximity=proximity, weights=weights, pairs=pairs,
+                     proximity_fields=tuple(ranking.proximity_fields), slop=ranking.proximity_slop)
 
 
 def prior_factors(stored: Mapping[str, Any], ranking: Any, now: datetime | None = None) -> dict[str, float]:
@@ -255,25 +274,12 @@ def combined_prior(factors: Mapping[str, float], ranking: Any) -> float:
     return min(product, ranking.prior_cap)
 
 
-def score_document(searcher: Any, query: wq.Query, docnum: int) -> float:
-    """Return the score ``query`` gives document ``docnum`` in ``searcher``, 0.0 if no match."""
-    matcher = query.matcher(searcher, searcher.context())
-    if not matcher.is_active():
-        return 0.0
-    matcher.skip_to(docnum)
-    if matcher.is_active() and matcher.id() == docnum:
-        return matcher.score()
-    return 0.0
-
-
-def explain_hit(searcher: Any, plan: QueryPlan, docnum: int, factors: Mapping[str, float],
+def explain_hit(per_field: Mapping[str, float], proximity: float, factors: Mapping[str, float],
                 prior: float, matched: list[str], score: float) -> dict[str, Any]:
     """Return the score components of one hit: BM25 per field, proximity, priors."""
-    per_field = {field: score_document(searcher, query, docnum) for field, query in plan.fields.items()}
-    proximity = score_document(searcher, plan.proximity, docnum) if plan.proximity is not None else 0.0
     return {
         "matched_terms": matched,
-        "bm25": per_field,
+        "bm25": dict(per_field),
         "proximity": proximity,
         "text_score": sum(per_field.values()) + proximity,
         "priors": dict(factors),
