@@ -6,7 +6,7 @@ took 0.9 s per query at p95 with 10,000 articles in
 same terms over title, meta and body with the BM25 scores of ``bm25s``
 (precomputed in a sparse matrix, so a query costs a few numpy operations) and
 returns the sys_ids of the best ``ranking.candidates`` articles.
-``KnowledgeIndex`` then runs its full ranking on those articles only.
+``KnowledgeIndex`` then scores those articles only (``knowledge.rescoring``).
 
 The score matrix is a snapshot of the Whoosh index's stored fields. Articles
 upserted after the snapshot was taken are "dirty": they are always added to
@@ -29,13 +29,11 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from whoosh import query as wq
-from whoosh.matching import NullMatcher, WrappingMatcher
 
 from knowledge.ranking import WeightedTerm
 
@@ -473,99 +471,3 @@ class CandidateDocs:
 def _contains_sorted(values: list[int], value: int) -> bool:
     position = bisect.bisect_left(values, value)
     return position < len(values) and values[position] == value
-
-
-class CandidateTerm(wq.Term):
-    """A term query that matches only the candidate documents.
-
-    Its matcher skips from one candidate to the next through the term's
-    posting list, so a query built from these terms, phrases included,
-    reads only the candidates' postings. An intersection with a sys_id
-    clause would not do that: Whoosh's phrase matcher, once moved to a
-    document, scans forward through every document that contains both words.
-    """
-
-    def __init__(self, fieldname: str, text: str, boost: float = 1.0, *, candidates: CandidateDocs) -> None:
-        super().__init__(fieldname, text, boost=boost)
-        self.candidates = candidates
-
-    def matcher(self, searcher: Any, context: Any = None) -> Any:
-        docnums = self.candidates.docnums(searcher)
-        child = super().matcher(searcher, context)
-        if not docnums or not child.is_active():
-            return NullMatcher()
-        return CandidateMatcher(child, docnums)
-
-
-class CandidateMatcher(WrappingMatcher):
-    """Wrap a posting-list matcher so it stops only on the given sorted document numbers."""
-
-    def __init__(self, child: Any, docnums: list[int], boost: float = 1.0) -> None:
-        super().__init__(child, boost=boost)
-        self._docnums = docnums
-        self._exhausted = False
-        self._settle()
-
-    def _settle(self) -> None:
-        """Move the child forward to the first candidate at or after its current document."""
-        child = self.child
-        while child.is_active():
-            current = child.id()
-            position = bisect.bisect_left(self._docnums, current)
-            if position == len(self._docnums):
-                self._exhausted = True
-                return
-            target = self._docnums[position]
-            if target == current:
-                return
-            child.skip_to(target)
-
-    def copy(self) -> "CandidateMatcher":
-        duplicate = CandidateMatcher(self.child.copy(), self._docnums, boost=self.boost)
-        duplicate._exhausted = self._exhausted
-        return duplicate
-
-    def _replacement(self, newchild: Any) -> "CandidateMatcher":
-        return CandidateMatcher(newchild, self._docnums, boost=self.boost)
-
-    def is_active(self) -> bool:
-        return not self._exhausted and self.child.is_active()
-
-    def all_ids(self) -> Iterator[int]:
-        while self.is_active():
-            yield self.id()
-            self.next()
-
-    def reset(self) -> None:
-        self.child.reset()
-        self._exhausted = False
-        self._settle()
-
-    def next(self) -> None:
-        self.child.next()
-        self._settle()
-
-    def skip_to(self, docnum: int) -> None:
-        self.child.skip_to(docnum)
-        self._settle()
-
-    def supports_block_quality(self) -> bool:
-        # Block quality describes the whole posting block, not the candidates in it.
-        return False
-
-
-class CandidatePhrase(wq.Phrase):
-    """A phrase query whose words are ``CandidateTerm`` queries, so it matches only candidates."""
-
-    def __init__(self, fieldname: str, words: list[str], slop: int = 1, boost: float = 1.0, *,
-                 candidates: CandidateDocs) -> None:
-        super().__init__(fieldname, words, slop=slop, boost=boost)
-        self.candidates = candidates
-
-    def matcher(self, searcher: Any, context: Any = None) -> Any:
-        # The same matcher as Phrase.matcher in Whoosh-Reloaded 2.7.5, on candidate terms.
-        terms = [CandidateTerm(self.fieldname, word, candidates=self.candidates) for word in self.words]
-        matcher = wq.SpanNear2(terms, slop=self.slop, ordered=True, mindist=1).matcher(searcher, context)
-        if self.boost != 1.0:
-            matcher = WrappingMatcher(matcher, boost=self.boost)
-        return matcher
