@@ -328,23 +328,31 @@ def measure_latency(size: int, articles, queries, settings, workdir: Path, warmu
 # -- memory -----------------------------------------------------------------------
 
 
-def measure_rss(index_path: Path, queries: Sequence[str], settings_overrides: dict) -> tuple[float, float]:
-    """Return (RSS, anonymous RSS) in MB of a fresh process that opens the index and runs the queries."""
+def measure_rss(index_path: Path, queries: Sequence[str], settings_overrides: dict) -> dict[str, float]:
+    """Open the index in a fresh process, run the queries and return its memory figures and open time.
+
+    Keys: rss_mb and anon_mb after the queries, peak_mb (the most RSS it
+    ever had, start-up included) and open_s (seconds to open the index,
+    candidate snapshot included).
+    """
     child = [sys.executable, __file__, "--rss-child", str(index_path), "--overrides", json.dumps(settings_overrides)]
     result = subprocess.run(child, input="\n".join(queries), capture_output=True, text=True, timeout=900,
                             check=False)
     if result.returncode != 0:
         raise RuntimeError(f"RSS child process failed: {result.stderr.strip()[-2000:]}")
-    total, anonymous = result.stdout.strip().splitlines()[-1].split()
-    return float(total), float(anonymous)
+    lines = result.stdout.strip().splitlines()
+    total, anonymous = lines[-1].split()
+    open_seconds, peak = lines[-2].split()
+    return {"rss_mb": float(total), "anon_mb": float(anonymous), "peak_mb": float(peak),
+            "open_s": float(open_seconds)}
 
 
 def rss_child(index_path: str, overrides: str) -> None:
     """Open the index, run the queries from stdin with a visibility filter and print RSS in MB.
 
-    Whoosh reads segment files through mmap, so RSS includes file pages of
-    the index that the kernel can drop under memory pressure. The second
-    number, RssAnon from /proc/self/status, is the process's own heap.
+    Prints the seconds to open the index and the peak RSS (VmHWM) on one
+    line, then RSS and RssAnon (the process's own heap, without shared
+    libraries and mapped files) on the last.
     """
     import psutil
 
@@ -352,19 +360,22 @@ def rss_child(index_path: str, overrides: str) -> None:
     from knowledge.index import KnowledgeIndex
 
     settings = settings_for_tests(**json.loads(overrides))
+    started = time.perf_counter()
     index = KnowledgeIndex(index_path, settings=settings)
+    open_seconds = time.perf_counter() - started
     search_filter = bench_visibility(settings, index).filter_for(bench_agent())
     for query in sys.stdin.read().splitlines():
         index.search(query, filter=search_filter, limit=settings.knowledge.suggestions_limit)
-    print(psutil.Process().memory_info().rss / 2**20, anonymous_rss_kib() / 2**10)
+    print(open_seconds, status_kib("VmHWM") / 2**10)
+    print(psutil.Process().memory_info().rss / 2**20, status_kib("RssAnon") / 2**10)
 
 
-def anonymous_rss_kib() -> float:
-    """Return RssAnon of this process in KiB (Linux), or NaN where /proc is missing."""
+def status_kib(name: str) -> float:
+    """Return a KiB figure of this process from /proc/self/status (Linux), or NaN where it is missing."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("RssAnon:"):
+                if line.startswith(name + ":"):
                     return float(line.split()[1])
     except OSError:
         pass
@@ -478,7 +489,7 @@ def goal_text(value: float, goal: float | None) -> str:
     return f"<= {goal:g} ({'met' if value <= goal else 'MISSED'})"
 
 
-def print_report(source: TextSource, latency: list[dict], sync: dict | None, rss: tuple[float, float] | None,
+def print_report(source: TextSource, latency: list[dict], sync: dict | None, rss: dict[str, float] | None,
                  rss_size: int | None, args: argparse.Namespace) -> None:
     print("## Search speed\n")
     print(f"Corpus: synthetic articles, {source.description}; seed {args.seed}.")
@@ -503,11 +514,14 @@ def print_report(source: TextSource, latency: list[dict], sync: dict | None, rss
                       f"{incremental.duration:.2f} s", goal_text(incremental.duration, GOALS["incremental_s"])])
         other.append([f"seeding the instance with {full.read} articles", f"{sync['seed_s']:.1f} s", "-"])
     if rss is not None:
-        total, anonymous = rss
         other.append([f"RSS of a process with the {rss_size}-article index, after the queries",
-                      f"{total:.0f} MB", goal_text(total, GOALS["rss_mb"])])
-        other.append(["of which anonymous memory (RssAnon; the rest is mmap'd index file pages)",
-                      f"{anonymous:.0f} MB", "-"])
+                      f"{rss['rss_mb']:.0f} MB", goal_text(rss["rss_mb"], GOALS["rss_mb"])])
+        other.append(["of which anonymous memory (RssAnon; the rest is shared libraries and files)",
+                      f"{rss['anon_mb']:.0f} MB", "-"])
+        other.append(["peak RSS of that process, opening the index included",
+                      f"{rss['peak_mb']:.0f} MB", "-"])
+        other.append([f"opening the {rss_size}-article index, candidate snapshot included",
+                      f"{rss['open_s']:.1f} s", "-"])
     if other:
         print(format_table(["measurement", "value", "goal"], other))
         print()
