@@ -1,9 +1,9 @@
 """The second search stage: score candidate articles from their stored terms.
 
-Whoosh scores a query by walking posting-list matchers in Python, and its
-phrase matchers decode every position block they pass; with 50 candidates
-that still cost about 70 ms per query at p95 with 10,000 articles. Each
-article stores the analyzed terms of its title, meta, headings and body
+Whoosh scores a query by walking posting-list matchers in Python. Even
+restricted to 50 candidates, its term and phrase matchers cost 52 to 70 ms
+per query at p95 with 10,000 articles in ``benchmarks/search_speed.py``,
+mostly in decoding posting blocks. Each article stores the analyzed terms of its title, meta, headings and body
 (space-separated, in index order), so this module computes the same score
 from those terms directly:
 

@@ -71,7 +71,7 @@ def test_scores_from_stored_terms_equal_whoosh_scores(demo_index, query):
         assert ours[docnum] == pytest.approx(score, rel=1e-9)
 
 
-def test_proximity_counts_only_when_both_terms_are_near_in_order(demo_index):
+def test_proximity_needs_near_ordered_pair(demo_index):
     searcher = demo_index._searcher()
     ranking = demo_index.settings.ranking
     terms = query_terms("paper jam", demo_index.analyzer)
