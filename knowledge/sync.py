@@ -26,13 +26,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from queue import Full, Queue
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from integration.client import resolve_platform
 from integration.queries import Query
 from integration.tables import list_articles_updated_since, list_knowledge_bases, list_user_criteria
-from inward.store import get_cursor, set_cursor
 from knowledge.documents import ArticleDoc
 
 logger = logging.getLogger(__name__)
@@ -438,10 +437,19 @@ def reconcile_due(state: SyncState, settings: Any, now: datetime) -> bool:
     return now - state.reconciled_at >= interval
 
 
-def load_state(store: Any) -> SyncState:
+class CursorStore(Protocol):
+    """The storage of a sync's resume point, such as ``inward.store.Store``."""
+
+    def load_cursor(self, name: str) -> Any:
+        """Return the stored cursor of sync job ``name``, or None before its first run."""
+
+    def save_cursor(self, name: str, cursor: Any) -> None:
+        """Store the cursor of sync job ``name``."""
+
+
+def load_state(store: CursorStore) -> SyncState:
     """Read the stored sync state, or an empty one before the first run."""
-    with store.session() as session:
-        stored = get_cursor(session, name=CURSOR_NAME)
+    stored = store.load_cursor(CURSOR_NAME)
     if not stored:
         return SyncState()
     stored = dict(stored)
@@ -455,7 +463,7 @@ def load_state(store: Any) -> SyncState:
     )
 
 
-def save_state(store: Any, state: SyncState) -> None:
+def save_state(store: CursorStore, state: SyncState) -> None:
     """Store the sync state; called only after the index commit it describes."""
     cursor = {
         **state.extra,
@@ -464,8 +472,7 @@ def save_state(store: Any, state: SyncState) -> None:
         "reconciled_at": state.reconciled_at,
         "last_run_on": state.last_run_on.isoformat() if state.last_run_on else None,
     }
-    with store.session() as session:
-        set_cursor(session, name=CURSOR_NAME, cursor=cursor)
+    store.save_cursor(CURSOR_NAME, cursor)
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inward.store.service import StoreError
+from inward.store.service import StoreError, get_cursor, set_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ class Store:
         """Open a session in a transaction that commits on success and rolls back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def load_cursor(self, name: str) -> Any:
+        """Return the stored cursor of sync job ``name``, or None before its first run."""
+        with self.session() as session:
+            return get_cursor(session, name=name)
+
+    def save_cursor(self, name: str, cursor: Any) -> None:
+        """Store the cursor of sync job ``name`` in its own transaction."""
+        with self.session() as session:
+            set_cursor(session, name=name, cursor=cursor)
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the packaged Alembic migrations up to ``revision``."""

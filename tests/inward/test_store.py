@@ -256,6 +256,14 @@ def test_cursor_overwritten(store):
         assert get_cursor(session, name="community") == {"page": 2, "seen": ["a", "b"]}
 
 
+def test_store_cursor_methods_round_trip(store):
+    assert store.load_cursor("knowledge") is None
+
+    store.save_cursor("knowledge", {"sys_id": "a1", "page": 3})
+
+    assert store.load_cursor("knowledge") == {"sys_id": "a1", "page": 3}
+
+
 def test_cursor_with_unserializable_value_rejected(store):
     with pytest.raises(StoreError, match="cursor is not JSON-serializable"):
         with store.session() as session:
