@@ -644,13 +644,16 @@ class KnowledgeIndex:
     def _snippet(self, body: str, terms: set[str]) -> str:
         """Return up to two body fragments with the query terms marked, or the escaped start of the body."""
         # The steps of Whoosh's Highlighter.highlight_hit when it re-analyzes
-        # the text; highlight.highlight() would keep a reused token object.
+        # the text. The analyzer reuses one Token object for every word, so
+        # matched tokens are copied before the fragmenter keeps them. Without
+        # the copy, every kept match would become the body's last word.
         tokens = self.analyzer(body, positions=True, chars=True, mode="index", removestops=False)
-        tokens = highlight.Highlighter._merge_matched_tokens(highlight.set_matched_filter(tokens, terms))
+        matched = (token.copy() if token.matched else token for token in highlight.set_matched_filter(tokens, terms))
+        tokens = highlight.Highlighter._merge_matched_tokens(matched)
         fragmenter = highlight.PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60, autotrim=True)
         fragments = highlight.top_fragments(fragmenter.fragment_tokens(body, tokens), 2,
                                             highlight.BasicFragmentScorer(), highlight.FIRST, minscore=1)
-        snippet = MarkFormatter().format(fragments)
+        snippet = MarkFormatter().format(_merge_overlapping(fragments))
         if snippet:
             return snippet
         start = body[:SNIPPET_CHARS]
@@ -686,6 +689,20 @@ def _verify(ix: Any) -> None:
         for fieldname in ("sys_id", "body"):
             for _ in reader.lexicon(fieldname):
                 pass
+
+
+def _merge_overlapping(fragments: list[Any]) -> list[Any]:
+    """Join fragments whose text overlaps, so a snippet never shows the same words twice."""
+    merged: list[Any] = []
+    for fragment in sorted(fragments, key=lambda item: item.startchar):
+        if merged and fragment.startchar <= merged[-1].endchar:
+            last = merged[-1]
+            matches = {match.startchar: match for match in [*last.matches, *fragment.matches]}
+            merged[-1] = highlight.Fragment(last.text, [matches[start] for start in sorted(matches)],
+                                            last.startchar, max(last.endchar, fragment.endchar))
+        else:
+            merged.append(fragment)
+    return merged
 
 
 def _split_list(value: str | None, *, drop: str | None = None) -> list[str]:

@@ -5,31 +5,14 @@ from __future__ import annotations
 import pytest
 
 from config import settings_for_tests
-from inward.demo.dataset import load_demo_data
-from knowledge.documents import ArticleDoc
 from knowledge.index import KnowledgeIndex
 from knowledge.ranking import plan_query, query_terms
 from knowledge.rescoring import TextScorer, _near
+from tests.fixtures.demo_knowledge import demo_articles, demo_queries
 
 # Proximity in two fields and a term cap, so every part of the score is exercised.
 RANKING = {"proximity_fields": ["title", "body"], "max_query_terms": 6, "proximity_max_pairs": 4,
            "meta_weight": 0.4, "headings_weight": 0.2}
-
-
-def demo_articles() -> list[ArticleDoc]:
-    return [
-        ArticleDoc.from_html(sys_id=record.sys_id, title=record.values["short_description"],
-                             html=record.values.get("text", ""), number=record.values["number"],
-                             meta=record.values.get("meta", ""))
-        for record in load_demo_data().table("kb_knowledge")
-    ]
-
-
-def demo_queries() -> list[str]:
-    data = load_demo_data()
-    cases = [record.values["short_description"] for record in data.table("sn_customerservice_case")]
-    titles = [record.values["short_description"] for record in data.table("kb_knowledge")]
-    return cases[:25] + titles[:10]
 
 
 @pytest.fixture(scope="module")
