@@ -78,7 +78,7 @@ def test_snippets_keep_no_line_breaks(client, seeded, auth):
 
     snippets = {result["sys_id"]: result["snippet_html"] for result in response.get_json()["results"]}
     assert all("\n" not in snippet for snippet in snippets.values())
-    assert "reset link. Check the" in snippets[seeded.articles["reset"]["sys_id"]]
+    assert "<mark>reset</mark> link. Check the" in snippets[seeded.articles["reset"]["sys_id"]]
 
 
 def test_restricted_article_hidden_from_suggestions(client, seeded, auth):
