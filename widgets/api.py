@@ -273,8 +273,8 @@ def find_visible_article(sys_id: str) -> dict:
         schemas.validate_sys_id(sys_id)
     except ValidationError:
         raise WidgetError(
-            "invalid_sys_id",
-            f"article sys_id={sys_id!r} is not a sys_id; pass the 32 lowercase hexadecimal characters.",
+            "invalid_request",
+            f"article={sys_id!r}: not a sys_id; pass the 32 lowercase hexadecimal characters of the article.",
             status=400,
             field="article",
         ) from None

@@ -21,9 +21,8 @@ MAX_SUMMARY_LENGTH = 4000
 def validate_sys_id(value: str) -> None:
     """Reject a value that is not 32 lowercase hexadecimal characters."""
     if not SYS_ID_PATTERN.match(value):
-        raise ValidationError(
-            f"{value!r} is not a sys_id; pass the 32 lowercase hexadecimal characters of the record."
-        )
+        # The caller's message names the field and the value, so this text does not repeat it.
+        raise ValidationError("not a sys_id; pass the 32 lowercase hexadecimal characters of the record.")
 
 
 class StrictSchema(Schema):
