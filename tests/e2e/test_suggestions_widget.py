@@ -144,6 +144,9 @@ def test_widget_send_needs_confirmation(browser, live_sidecar, seeded, instance)
     assert horizontal_overflow(page) <= 0
 
     assert "[inward:" in confirmation_text.splitlines()[-1]
+    # The hint sits under the confirm button, inside the panel's visible height.
+    expect(page.locator("#send-status")).to_contain_text("confirm to send")
+    expect(page.locator("#send-status")).to_be_in_viewport()
 
     page.locator("#send-confirm-button").click()
     confirmation = page.locator("#action-status")

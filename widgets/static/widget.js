@@ -53,6 +53,7 @@
     sendConfirm: byId("send-confirm"),
     sendText: byId("send-text"),
     sendConfirmButton: byId("send-confirm-button"),
+    sendStatus: byId("send-status"),
     sendEdit: byId("send-edit"),
     feedbackForm: byId("feedback-form"),
     feedbackComment: byId("feedback-comment"),
@@ -362,7 +363,7 @@
         elements.sendConfirm.hidden = false;
         elements.sendConfirmButton.disabled = false;
         elements.sendConfirmButton.focus();
-        setStatus("Check the message, then confirm to send it to the customer.");
+        setNearStatus(elements.sendStatus, "Check the message, then confirm to send it to the customer.");
       }).catch(function (error) {
         showError(error.message);
       });
@@ -371,6 +372,7 @@
   function confirmSend() {
     clearError();
     var article = state.article;
+    elements.sendStatus.textContent = "";
     elements.sendConfirmButton.disabled = true;
     setNearStatus(elements.actionStatus, "Sending " + article.number + " to the customer…");
     callApi("POST", "/articles/" + article.sys_id + "/send", casePayload({ summary: state.sendSummary }))
