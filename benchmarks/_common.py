@@ -18,6 +18,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+def quiet_bm25s() -> None:
+    """Keep the bm25s baseline's debug lines out of the report.
+
+    bm25s sets its own logger to DEBUG when imported, so the level is set
+    after importing it.
+    """
+    import bm25s  # noqa: F401 - imported for its logger set-up
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
 def cpu_model() -> str:
     """Return the CPU model name from /proc/cpuinfo, or the platform's processor string."""
     try:

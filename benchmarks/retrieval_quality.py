@@ -30,7 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import PROJECT_ROOT, SHARED_DATA, format_table, machine_table  # noqa: E402
+from benchmarks._common import PROJECT_ROOT, SHARED_DATA, format_table, machine_table, quiet_bm25s  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from knowledge.datasets import (  # noqa: E402
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="Override a ranking or index setting for the Inward run. Repeatable.")
     parser.add_argument("--no-baseline", action="store_true", help="Skip the bm25s baseline.")
     arguments = parser.parse_args(argv)
+    quiet_bm25s()
 
     started = time.perf_counter()
     pool, queries, notes = load_pool()
