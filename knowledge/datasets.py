@@ -69,7 +69,8 @@ def read_jsonl(path: str | Path, shape: str) -> Iterator[tuple[int, dict[str, An
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                # Without the newline, an error at the end of the line reports its column there.
+                value = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as error:
                 raise DatasetError(str(path), number, f"invalid JSON ({error.msg} at column {error.colno})",
                                    shape) from None

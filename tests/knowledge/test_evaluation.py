@@ -157,6 +157,8 @@ def test_eval_retrieval_rejects_bad_override(labelled_files):
     ("bad_line", "message"),
     [
         ("{not json", "invalid JSON"),
+        # A line cut short: the column is at its end, not on the next line.
+        ('{"query": "x", "relevant": [', "invalid JSON (Expecting value at column 29)"),
         (json.dumps({"relevant": ["vpn"]}), "field 'query' is missing"),
         (json.dumps({"query": "x", "relevant": "vpn"}), "field 'relevant' is the string 'vpn'"),
         (json.dumps({"query": "x", "relevant": ["ghost"]}), "unknown relevant id 'ghost'"),
