@@ -319,6 +319,16 @@ def add_cases(data: DemoData, cases: list[dict], contacts: dict[str, dict]) -> N
             })
 
 
+def load_relevant_articles(data_dir: Path = DATA_DIR) -> dict[str, list[str]]:
+    """Return the article numbers labelled relevant to each demo case, by case number.
+
+    The labels are evaluation data, so ``load_demo_data`` adds no record for
+    them. Cases without a ``relevant_articles`` key are left out.
+    """
+    cases = read_yaml(data_dir / "cases.yaml")
+    return {case["number"]: list(case["relevant_articles"]) for case in cases if case.get("relevant_articles")}
+
+
 def add_feedback(data: DemoData, feedback: list[dict]) -> None:
     """Add agents' helpful votes and star ratings of articles."""
     for entry in feedback:

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from integration.instance import catalog
-from inward.demo.dataset import DemoData, demo_sys_id, load_demo_data
+from inward.demo.dataset import DemoData, demo_sys_id, load_demo_data, load_relevant_articles
 
 AGENT_ROLES = {"itil", "sn_customerservice_agent"}
 TODAY = date.today()
@@ -300,3 +300,30 @@ def test_attached_and_rated_articles_are_published(data):
     for feedback in data.table("kb_feedback"):
         assert states[feedback.values["article"]] == "published", feedback.key
         assert feedback.values["useful"] in {"yes", "no"}, feedback.key
+
+
+def test_relevant_articles_are_published_demo_articles(data):
+    states = {article.key: article.values["workflow_state"] for article in data.table("kb_knowledge")}
+    labels = load_relevant_articles()
+    assert len(labels) >= 30
+    for case_number, numbers in labels.items():
+        assert numbers, case_number
+        for number in numbers:
+            assert number in states, f"{case_number}: {number} is not a demo article"
+            assert states[number] == "published", f"{case_number}: {number} is {states[number]}"
+
+
+def test_relevant_articles_include_attached(data):
+    labels = load_relevant_articles()
+    case_ids = {demo_sys_id("sn_customerservice_case", number): number for number in labels}
+    article_numbers = {article.sys_id: article.key for article in data.table("kb_knowledge")}
+    for link in data.table("m2m_kb_task"):
+        case_number = case_ids.get(link.values["task"])
+        assert case_number is not None, f"{link.key}: a case with attached articles has no relevant_articles"
+        assert article_numbers[link.values["kb_knowledge"]] in labels[case_number], link.key
+
+
+def test_relevant_articles_add_no_records(data):
+    labelled_links = sum(len(numbers) for numbers in load_relevant_articles().values())
+    assert labelled_links > len(data.table("m2m_kb_task"))
+    assert all("relevant_articles" not in record.values for record in data.records)
