@@ -36,6 +36,7 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python benchmarks/retrieval_quality.py
+	$(BIN)/python benchmarks/case_suggestions.py --grid
 	$(BIN)/python benchmarks/search_speed.py
 
 clean:
