@@ -391,6 +391,8 @@ class JobsSchema(SectionSchema):
     backend = fields.String(load_default="thread", validate=validate.OneOf(["thread", "rq"]))
     redis_url = fields.String(load_default="redis://127.0.0.1:6379/0", validate=_validate_redis_url)
     enabled = fields.Boolean(load_default=True)
+    # Seconds an rq job may run before the worker stops it. A full knowledge sync must fit.
+    job_timeout = fields.Integer(load_default=1800, validate=validate.Range(min=10, max=86400))
 
 
 class LoggingSchema(SectionSchema):

@@ -67,6 +67,10 @@ cli.add_command(serve_command)
 cli.add_command(token_command)
 cli.add_command(store_group)
 
+from inward.worker_cli import worker_command  # noqa: E402
+
+cli.add_command(worker_command)
+
 from knowledge.eval_cli import eval_group  # noqa: E402
 
 cli.add_command(eval_group)

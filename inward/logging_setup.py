@@ -43,6 +43,14 @@ def collect_secrets(settings: Section) -> list[str]:
     return values
 
 
+def url_passwords(settings: Section) -> list[str]:
+    """Return the passwords written into URL settings that are not secrets (``jobs.redis_url``)."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(settings.jobs.redis_url).password
+    return [password] if password and len(password) >= MIN_MASKED_LENGTH else []
+
+
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace known secret values, JWTs, bearer tokens and token parameters with the mask."""
     # Longest first, so a secret that contains another is masked whole.
@@ -111,7 +119,7 @@ def configure_logging(settings: Section, *, stream: IO[str] | None = None) -> lo
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(SecretMaskingFilter(collect_secrets(settings)))
+    handler.addFilter(SecretMaskingFilter(collect_secrets(settings) + url_passwords(settings)))
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
     # Alembic logs "Context impl ..." each time the store's revision is read,

@@ -70,10 +70,13 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
 
 
 def start_jobs(services):
-    """Start the in-process scheduler with the periodic jobs, unless jobs are off.
+    """Start the scheduler with the periodic jobs, unless jobs are off.
 
-    Returns the running scheduler, or None. The scheduler is also kept on
-    ``services.scheduler`` so the admin pages can show its counters.
+    With ``jobs.backend: thread`` the scheduler runs each due job on a thread
+    in this process. With ``rq`` it enqueues each due job on Redis for
+    ``inward worker`` instead. Returns the running scheduler, or None. The
+    scheduler is also kept on ``services.scheduler`` so the admin pages can
+    show its counters.
     """
     from inward.jobs import Scheduler
     from knowledge.sync import schedule_knowledge_sync
@@ -82,15 +85,34 @@ def start_jobs(services):
     if not jobs.enabled:
         logger.info("Periodic jobs are off (jobs.enabled is false)")
         return None
-    if jobs.backend != "thread":
-        # TODO: the rq backend has no worker yet, so nothing runs the jobs in that mode.
-        logger.warning("jobs.backend %r has no runner in inward serve; no periodic jobs started", jobs.backend)
-        return None
     scheduler = Scheduler()
-    schedule_knowledge_sync(scheduler, services)
+    if jobs.backend == "rq":
+        _schedule_on_rq(scheduler, services.settings)
+    else:
+        schedule_knowledge_sync(scheduler, services)
     scheduler.start()
     services.scheduler = scheduler
     return scheduler
+
+
+def _schedule_on_rq(scheduler, settings) -> None:
+    """Register the jobs so that each due run is enqueued on Redis for `inward worker`."""
+    import redis
+
+    from inward.rq_jobs import QUEUE_NAME, RqDispatcher, connect, mask_redis_url, schedule_rq_jobs
+
+    url = settings.jobs.redis_url
+    connection = connect(url)
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        # The sidecar still serves requests. Each due enqueue fails and is logged until Redis is back.
+        logger.warning(
+            "Redis at %s for jobs.backend rq is not reachable (%s: %s). Jobs are enqueued once it is back",
+            mask_redis_url(url), type(error).__name__, error,
+        )
+    schedule_rq_jobs(scheduler, settings, RqDispatcher(connection, job_timeout=settings.jobs.job_timeout))
+    logger.info("Periodic jobs are enqueued on rq queue %s at %s", QUEUE_NAME, mask_redis_url(url))
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -651,3 +651,17 @@ def test_reference_defaults_match_schema():
             wrong[key] = (documented, actual)
 
     assert wrong == {}, "fix these defaults in docs/configuration.md: key: (documented, actual)"
+
+
+@pytest.mark.parametrize("value", ["0", "9", "-5", "90000", "half an hour"])
+def test_invalid_job_timeout_named(value):
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={"INWARD_JOBS__JOB_TIMEOUT": value})
+
+    assert set(raised.value.errors) == {"jobs.job_timeout"}
+    assert f"'{value}'" in raised.value.errors["jobs.job_timeout"]
+
+
+def test_job_timeout_default_and_override():
+    assert settings_for_tests().jobs.job_timeout == 1800
+    assert load_settings(None, environ={"INWARD_JOBS__JOB_TIMEOUT": "600"}).jobs.job_timeout == 600

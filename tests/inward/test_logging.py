@@ -164,3 +164,21 @@ def test_rejection_flood_logged_once_per_limit(capture, directory):
         client.get("/api/v1/auth/whoami")
 
     assert stream.getvalue().count("Rejected GET /api/v1/auth/whoami: missing_token") == REJECTION_LOG_LIMIT
+
+
+def test_redis_url_password_masked(tmp_path):
+    password = "r3dis-Passw0rd-xyz"
+    settings = shell_settings(tmp_path, jobs={"redis_url": f"redis://:{password}@127.0.0.1:6379/0"})
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(settings, stream=stream)
+    try:
+        logging.getLogger("tests.jobs").warning("Connecting to redis://:%s@127.0.0.1:6379/0", password)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    output = stream.getvalue()
+    assert "Connecting to" in output
+    assert password not in output
