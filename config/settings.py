@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -72,9 +72,24 @@ class Section:
                 result[key] = value.to_dict(masked=masked)
             elif isinstance(value, Secret):
                 result[key] = str(value) if masked else value.reveal()
+            elif masked and isinstance(value, str):
+                result[key] = mask_url_password(value)
             else:
                 result[key] = value
         return result
+
+
+def mask_url_password(value: str) -> str:
+    """Return ``value`` with the password of a URL (``redis://:pw@host``) replaced by the mask."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if not parts.password:
+        return value
+    credentials, _, host = parts.netloc.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
 
 
 class SecretField(fields.String):

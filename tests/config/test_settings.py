@@ -146,6 +146,21 @@ def test_masked_dump_hides_secrets():
     assert "hunter2-long" not in str(settings.platform.password)
 
 
+def test_masked_dump_hides_url_passwords():
+    settings = load_settings(None, environ={
+        "INWARD_JOBS__REDIS_URL": "redis://:queue-pass-1@127.0.0.1:6379/0",
+        "INWARD_STORE__URL": "postgresql+psycopg://inward:store-pass-2@127.0.0.1:5432/inward",
+    })
+
+    masked = settings.to_dict(masked=True)
+    plain = settings.to_dict(masked=False)
+
+    assert masked["jobs"]["redis_url"] == f"redis://:{MASK}@127.0.0.1:6379/0"
+    assert masked["store"]["url"] == f"postgresql+psycopg://inward:{MASK}@127.0.0.1:5432/inward"
+    assert plain["jobs"]["redis_url"] == "redis://:queue-pass-1@127.0.0.1:6379/0"
+    assert masked["platform"]["url"] == plain["platform"]["url"]
+
+
 def test_unset_secret_prints_not_set():
     assert str(settings_for_tests().auth.jwt_secret) == "(not set)"
 
