@@ -79,14 +79,32 @@ class Section:
         return result
 
 
-def mask_url_password(value: str) -> str:
-    """Return ``value`` with the password of a URL (``redis://:pw@host``) replaced by the mask."""
+# A password passed as a query parameter, as redis-py accepts (redis://host/0?password=...).
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)([^&#]*)")
+
+
+def url_passwords(value: str) -> list[str]:
+    """Return the passwords written into a URL: the user-info password and any password parameter."""
+    found = [match.group(2) for match in _PASSWORD_PARAMETER.finditer(value) if match.group(2)]
     try:
-        parts = urlsplit(value)
+        password = urlsplit(value).password
     except ValueError:
-        return value
-    if not parts.password:
-        return value
+        password = None
+    if password:
+        found.append(password)
+    return found
+
+
+def mask_url_password(value: str) -> str:
+    """Return ``value`` with every password written into the URL replaced by the mask."""
+    masked = _PASSWORD_PARAMETER.sub(lambda match: match.group(1) + (MASK if match.group(2) else ""), value)
+    try:
+        parts = urlsplit(masked)
+        password = parts.password
+    except ValueError:
+        return masked
+    if not password:
+        return masked
     credentials, _, host = parts.netloc.rpartition("@")
     user = credentials.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
@@ -747,7 +765,10 @@ def _describe_errors(messages: Any, load: _Load, prefix: tuple[str, ...] = ()) -
         return problems
     value = _get_path(load.data, prefix)
     is_secret = isinstance(value, Secret) or prefix in SECRET_PATHS
-    shown = MASK if is_secret else repr(value)
+    if is_secret:
+        shown = MASK
+    else:
+        shown = repr(mask_url_password(value) if isinstance(value, str) else value)
     problems[dotted] = f"{text} (got {shown}{load.origin(prefix)})"
     return problems
 

@@ -44,11 +44,11 @@ def collect_secrets(settings: Section) -> list[str]:
 
 
 def url_passwords(settings: Section) -> list[str]:
-    """Return the passwords written into URL settings that are not secrets (``jobs.redis_url``)."""
-    from urllib.parse import urlsplit
+    """Return the passwords written into URL settings that are not secrets (``jobs.redis_url``, ``store.url``)."""
+    from config.settings import url_passwords as passwords_in
 
-    password = urlsplit(settings.jobs.redis_url).password
-    return [password] if password and len(password) >= MIN_MASKED_LENGTH else []
+    found = passwords_in(settings.jobs.redis_url) + passwords_in(settings.store.url)
+    return [password for password in found if len(password) >= MIN_MASKED_LENGTH]
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:

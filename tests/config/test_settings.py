@@ -161,6 +161,21 @@ def test_masked_dump_hides_url_passwords():
     assert masked["platform"]["url"] == plain["platform"]["url"]
 
 
+def test_masked_dump_hides_password_parameter():
+    settings = load_settings(None, environ={"INWARD_JOBS__REDIS_URL": "redis://127.0.0.1:6379/3?password=QSECRET9"})
+
+    assert settings.to_dict(masked=True)["jobs"]["redis_url"] == f"redis://127.0.0.1:6379/3?password={MASK}"
+
+
+def test_invalid_url_error_hides_password():
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={"INWARD_JOBS__REDIS_URL": "http://:SECRETpw9@127.0.0.1:6379/3"})
+
+    assert "jobs.redis_url" in str(raised.value)
+    assert "SECRETpw9" not in str(raised.value)
+    assert f"http://:{MASK}@127.0.0.1:6379/3" in str(raised.value)
+
+
 def test_unset_secret_prints_not_set():
     assert str(settings_for_tests().auth.jwt_secret) == "(not set)"
 

@@ -166,9 +166,10 @@ def test_rejection_flood_logged_once_per_limit(capture, directory):
     assert stream.getvalue().count("Rejected GET /api/v1/auth/whoami: missing_token") == REJECTION_LOG_LIMIT
 
 
-def test_redis_url_password_masked(tmp_path):
+@pytest.mark.parametrize("url_form", ["redis://:{}@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?password={}"])
+def test_redis_url_password_masked(tmp_path, url_form):
     password = "r3dis-Passw0rd-xyz"
-    settings = shell_settings(tmp_path, jobs={"redis_url": f"redis://:{password}@127.0.0.1:6379/0"})
+    settings = shell_settings(tmp_path, jobs={"redis_url": url_form.format(password)})
     stream = io.StringIO()
     root = logging.getLogger()
     level = root.level
