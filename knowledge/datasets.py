@@ -68,15 +68,24 @@ def read_jsonl(path: str | Path, shape: str) -> Iterator[tuple[int, dict[str, An
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            text = line.rstrip("\r\n")
             try:
-                # Without the newline, an error at the end of the line reports its column there.
-                value = json.loads(line.rstrip("\r\n"))
+                value = json.loads(text)
             except json.JSONDecodeError as error:
-                raise DatasetError(str(path), number, f"invalid JSON ({error.msg} at column {error.colno})",
-                                   shape) from None
+                raise DatasetError(str(path), number, _json_problem(error, text), shape) from None
             if not isinstance(value, dict):
                 raise DatasetError(str(path), number, f"a JSON {type(value).__name__}, not an object", shape)
             yield number, value
+
+
+def _json_problem(error: json.JSONDecodeError, text: str) -> str:
+    """Describe a JSON error on one line, saying so when the line ends before the value does."""
+    # json's messages end in "at" before a position ("Unterminated string starting at").
+    message = error.msg.removesuffix(" at")
+    problem = f"invalid JSON ({message} at column {error.colno}"
+    if error.pos >= len(text.rstrip()) or message.startswith("Unterminated string"):
+        problem += f"; the line ends at column {len(text) + 1}, so it looks cut short"
+    return problem + ")"
 
 
 def read_articles(path: str | Path) -> list[LabelledArticle]:

@@ -158,7 +158,8 @@ def test_eval_retrieval_rejects_bad_override(labelled_files):
     [
         ("{not json", "invalid JSON"),
         # A line cut short: the column is at its end, not on the next line.
-        ('{"query": "x", "relevant": [', "invalid JSON (Expecting value at column 29)"),
+        ('{"query": "x", "relevant": [', "invalid JSON (Expecting value at column 29; the line ends at column 29"),
+        ('{"query": "x", "relev', "invalid JSON (Unterminated string starting at column 16; the line ends at column 22"),
         (json.dumps({"relevant": ["vpn"]}), "field 'query' is missing"),
         (json.dumps({"query": "x", "relevant": "vpn"}), "field 'relevant' is the string 'vpn'"),
         (json.dumps({"query": "x", "relevant": ["ghost"]}), "unknown relevant id 'ghost'"),
