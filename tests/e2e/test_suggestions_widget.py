@@ -102,6 +102,29 @@ def test_demo_previews_fit_panel(browser, demo_sidecar, instance, query):
     assert errors == []
 
 
+def test_demo_table_and_dates_fit_panel(browser, demo_sidecar, instance):
+    base_url, settings = demo_sidecar
+    case = instance.store.query("sn_customerservice_case", "number=CS0010001")[0]
+    page, errors = open_widget(browser, base_url, settings, case, user_name="grace.mensah")
+
+    page.locator("#search-input").fill("warranty periods battery")
+    page.locator("#results .result-title", has_text="arrant").first.click()
+    page.wait_for_selector("#preview:not([hidden])")
+
+    assert page.locator("#preview-body table").count() >= 1
+    table_right = page.evaluate(
+        "Math.max(...Array.from(document.querySelectorAll('#preview-body table'))"
+        ".map((table) => table.getBoundingClientRect().right))"
+    )
+    assert table_right <= page.evaluate("document.querySelector('#preview-body').getBoundingClientRect().right")
+    # Each shown short meta part ("updated 2026-12-04") is laid out on one line.
+    lines_per_part = page.evaluate("Array.from(document.querySelectorAll('#preview-meta .nowrap'))"
+                                   ".map((part) => part.getClientRects().length)")
+    assert lines_per_part
+    assert set(lines_per_part) == {1}
+    assert errors == []
+
+
 def test_wide_article_fits_panel(browser, live_sidecar, seeded):
     base_url, settings = live_sidecar
     page, errors = open_widget(browser, base_url, settings, seeded.case)

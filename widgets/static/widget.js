@@ -79,6 +79,22 @@
     return token;
   }
 
+  // Fill a meta line with its parts. Short parts such as "KB0010022" and
+  // "updated 2026-12-04" stay on one line, so a narrow panel breaks between
+  // parts, not inside a date. A long knowledge base title may still wrap.
+  function fillMeta(line, parts) {
+    line.textContent = "";
+    parts.filter(Boolean).forEach(function (part, index) {
+      if (index > 0) {
+        line.appendChild(document.createTextNode(" · "));
+      }
+      var span = document.createElement("span");
+      span.className = part.length <= 24 ? "nowrap" : "";
+      span.textContent = part;
+      line.appendChild(span);
+    });
+  }
+
   function setStatus(text) {
     elements.status.textContent = text;
   }
@@ -224,8 +240,7 @@
 
     var meta = document.createElement("p");
     meta.className = "meta";
-    meta.textContent = [result.number, result.knowledge_base.title, "updated " + formatDate(result.updated_on)]
-      .filter(Boolean).join(" · ");
+    fillMeta(meta, [result.number, result.knowledge_base.title, "updated " + formatDate(result.updated_on)]);
     item.appendChild(meta);
 
     var snippet = document.createElement("p");
@@ -420,8 +435,8 @@
     var path = "/articles/" + result.sys_id + "?" + caseParameters() + "&rank=" + result.rank;
     callApi("GET", path).then(function (article) {
       elements.previewTitle.textContent = article.title;
-      elements.previewMeta.textContent = [article.number, article.knowledge_base.title,
-        "updated " + formatDate(article.updated_on)].filter(Boolean).join(" · ");
+      fillMeta(elements.previewMeta, [article.number, article.knowledge_base.title,
+        "updated " + formatDate(article.updated_on)]);
       elements.previewLink.href = article.url;
       elements.previewBody.innerHTML = article.html;
       resetPreviewForms();
