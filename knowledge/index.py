@@ -151,6 +151,18 @@ class MarkFormatter(highlight.Formatter):
     def format_token(self, text: str, token: Any, replace: bool = False) -> str:
         return "<mark>" + highlight.htmlescape(highlight.get_text(text, token, replace), quote=False) + "</mark>"
 
+    def format(self, fragments: list[Any], replace: bool = False) -> str:
+        """Join the fragments, with an ellipsis where the first starts or the last ends inside a line."""
+        if not fragments:
+            return ""
+        snippet = self.between.join(self.format_fragment(fragment, replace=replace) for fragment in fragments)
+        text = fragments[0].text
+        if fragments[0].startchar > 0 and text[fragments[0].startchar - 1] != "\n":
+            snippet = "… " + snippet
+        if fragments[-1].endchar < len(text) and text[fragments[-1].endchar] != "\n":
+            snippet += " …"
+        return snippet
+
 
 def to_fields(doc: ArticleDoc, analyzer: Any) -> dict[str, Any]:
     """Map an ``ArticleDoc`` to the index fields, analyzing its text with ``analyzer``."""

@@ -30,7 +30,11 @@ def bodies():
 
 
 def plain(fragment: str) -> str:
-    return html.unescape(MARK.sub(r"\1", fragment)).removesuffix("…")
+    return html.unescape(MARK.sub(r"\1", fragment)).removeprefix("… ").removesuffix(" …").removesuffix("…")
+
+
+def fragments(snippet: str) -> list[str]:
+    return snippet.removeprefix("… ").removesuffix(" …").split(" … ")
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -49,10 +53,14 @@ def test_fragments_are_whole_words_without_repeats(demo_index, bodies, query):
     for hit in demo_index.search(query, limit=5):
         body = bodies[hit.sys_id]
         positions = []
-        for fragment in hit.snippet_html.split(" … "):
+        for fragment in fragments(hit.snippet_html):
             start = body.find(plain(fragment))
             assert start >= 0, (hit.number, fragment)
             assert start == 0 or not body[start - 1].isalnum(), (hit.number, fragment)
             positions.append((start, start + len(plain(fragment))))
+        first_start, last_end = positions[0][0], positions[-1][1]
+        # An ellipsis shows where the snippet starts or ends inside a line.
+        assert hit.snippet_html.startswith("… ") == (first_start > 0 and body[first_start - 1] != "\n")
+        assert hit.snippet_html.endswith("…") == (last_end < len(body) and body[last_end] != "\n")
         for (_, first_end), (second_start, _) in zip(positions, positions[1:]):
             assert second_start >= first_end, (hit.number, hit.snippet_html)
