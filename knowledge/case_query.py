@@ -85,6 +85,19 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(word for word in words if word not in ENGLISH_STOP_WORDS))
 
 
+# Words that customers use in descriptions and comments to tell the story,
+# not to name the problem; dropped from those two sources only.
+FILLER_WORDS = frozenset("""
+also even though although still just really barely actually already anything something everything
+nothing anyone someone everyone yet ever maybe perhaps quite rather pretty almost sometimes lately
+""".split())
+
+
+def _is_filler(word: str) -> bool:
+    """Return whether a description or comment word is filler: a word above or a bare number."""
+    return word in FILLER_WORDS or word.isdigit()
+
+
 def build_case_query(case: Any, ranking: Any = None) -> CaseQuery:
     """Build the weighted query for a case (an ``integration.schemas.Case`` or alike).
 
@@ -102,7 +115,8 @@ def build_case_query(case: Any, ranking: Any = None) -> CaseQuery:
         (getattr(case, "latest_comment", ""), ranking.comment_weight),
     ]
     for source, weight in secondary:
-        words = [word for word in content_words(strip_boilerplate(source)) if word not in primary]
+        words = [word for word in content_words(strip_boilerplate(source))
+                 if word not in primary and not _is_filler(word)]
         words = words[:MAX_SECONDARY_TERMS]
         # Each source's words together weigh at most `weight` times the short
         # description's words, so a long description cannot outvote the title.

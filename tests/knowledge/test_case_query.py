@@ -52,10 +52,10 @@ def test_case_query_weights_short_description_above_description():
     )
     query = build_case_query(case, ranking)
     assert query.text == "VPN disconnects"
-    # Two short-description words against four description words ("also
-    # printer toner low") and three comment words ("still broken reboot").
-    assert query.boosts["printer"] == pytest.approx(ranking.description_weight * 2 / 4)
-    assert query.boosts["reboot"] == pytest.approx(ranking.comment_weight * 2 / 3)
+    # Two short-description words against three description words ("printer
+    # toner low"; "also" is filler) and two comment words ("broken reboot").
+    assert query.boosts["printer"] == pytest.approx(ranking.description_weight * 2 / 3)
+    assert query.boosts["reboot"] == pytest.approx(ranking.comment_weight)
     assert "vpn" not in query.boosts
     assert "bob" not in query.boosts
     assert "hello" not in query.boosts
@@ -94,3 +94,17 @@ def test_case_query_long_description_bounded():
     query = build_case_query(FakeCase(short_description="Printer jam", description=description), ranking)
     assert len(query.boosts) == 20
     assert sum(query.boosts.values()) == pytest.approx(ranking.description_weight * 2)
+
+
+def test_case_query_drops_filler_from_description():
+    ranking = settings_for_tests().ranking
+    case = FakeCase(short_description="Nova 8 battery drains", product="Nova 8",
+                    description="It is barely at 20% by noon, even though I also charge it overnight.",
+                    latest_comment="Still drains, anything else?")
+    query = build_case_query(case, ranking)
+
+    assert "8" in query.text
+    for filler in ("barely", "20", "even", "though", "also", "still", "anything"):
+        assert filler not in query.boosts
+    assert "noon" in query.boosts
+    assert "overnight" in query.boosts
