@@ -6,6 +6,11 @@ job does not delay the others. A job never runs twice at once: a run that
 comes due while the previous one is still going is skipped and counted.
 Exceptions raised by a job are logged with the job name and counted; they
 never stop the scheduler thread.
+
+A job added with ``enqueues=True`` only hands the work to another process
+(the rq backend). Its function returns the queue's job id, or None when it
+did not enqueue. Such a job counts enqueues and skips instead of runs, and
+its function logs what it did, so the scheduler logs no "finished" line.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ class Job:
     interval: float
     func: Callable[[], Any]
     next_run: float
+    enqueues: bool = False
     runs: int = 0
+    enqueued: int = 0
     failures: int = 0
     skipped: int = 0
     last_error: str | None = None
@@ -43,7 +50,9 @@ class Job:
         """Return the run counters as plain data for the admin pages and the CLI."""
         return {
             "interval": self.interval,
+            "enqueues": self.enqueues,
             "runs": self.runs,
+            "enqueued": self.enqueued,
             "failures": self.failures,
             "skipped": self.skipped,
             "running": self.lock.locked(),
@@ -71,11 +80,19 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def add(
-        self, name: str, interval: float, func: Callable[[], Any], *, first_delay: float | None = None
+        self,
+        name: str,
+        interval: float,
+        func: Callable[[], Any],
+        *,
+        first_delay: float | None = None,
+        enqueues: bool = False,
     ) -> Job:
         """Register ``func`` to run every ``interval`` seconds, first after ``first_delay``.
 
         ``first_delay`` defaults to the interval; pass 0 to run on the first tick.
+        With ``enqueues``, ``func`` enqueues the work elsewhere and returns the
+        queue's job id, or None when it did not enqueue.
         """
         if not name:
             raise JobError("Job name is empty; pass a name such as 'knowledge.sync'.")
@@ -85,7 +102,7 @@ class Scheduler:
         with self._guard:
             if name in self._jobs:
                 raise JobError(f"Job {name!r} is already registered; pick another name.")
-            job = Job(name=name, interval=interval, func=func, next_run=self._clock() + delay)
+            job = Job(name=name, interval=interval, func=func, next_run=self._clock() + delay, enqueues=enqueues)
             self._jobs[name] = job
         logger.info("Job %s registered, every %.0f s", name, interval)
         return job
@@ -195,6 +212,9 @@ class Scheduler:
                 self._workers.discard(threading.current_thread())
 
     def _run(self, job: Job) -> None:
+        if job.enqueues:
+            self._enqueue(job)
+            return
         started = time.monotonic()
         logger.info("Job %s started", job.name)
         try:
@@ -209,3 +229,18 @@ class Scheduler:
         finally:
             job.runs += 1
             job.last_duration = time.monotonic() - started
+
+    def _enqueue(self, job: Job) -> None:
+        """Call an enqueuing job's function and count the outcome; the function logs it."""
+        try:
+            job_id = job.func()
+        except Exception as error:  # noqa: BLE001 - a failing enqueue must not kill its thread
+            job.failures += 1
+            job.last_error = f"{type(error).__name__}: {error}"
+            logger.exception("Enqueuing job %s failed (failure %d)", job.name, job.failures)
+            return
+        job.last_error = None
+        if job_id is None:
+            job.skipped += 1
+        else:
+            job.enqueued += 1

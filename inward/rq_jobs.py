@@ -84,25 +84,28 @@ class RqDispatcher:
         self.connection = connection
         self.job_timeout = job_timeout
         self.queue = Queue(queue_name, connection=connection)
+        # The guard token of this process's last enqueue of each job, to tell its own guard from another's.
+        self._guard_tokens: dict[str, str] = {}
 
     def enqueue_once(self, name: str, interval: float, func_path: str) -> str | None:
         """Enqueue ``func_path`` as job ``name`` unless it was enqueued within ``interval`` seconds.
 
-        Returns the rq job id, or None when another process holds the guard
-        for this interval or the previous run is still queued or running.
+        Returns the rq job id, or None when a process holds the guard for
+        this interval or the previous run is still queued or running. Logs
+        the outcome either way.
         """
         guard_key = GUARD_PREFIX + name
         token = uuid.uuid4().hex
         # SET NX EX is atomic, so of several processes one sets the key per interval.
         if not self.connection.set(guard_key, token, nx=True, ex=max(1, int(interval))):
-            logger.debug("Job %s not enqueued because it was enqueued within the last %.0f s", name, interval)
+            logger.info("%s not enqueued because %s", name, self._guard_holder(name, guard_key, interval))
             return None
         try:
             previous = self._active_job(name)
             if previous is not None:
                 job_id, state = previous
                 logger.warning(
-                    "Job %s not enqueued because its previous rq job %s is still %s. Check that `inward worker` runs",
+                    "%s not enqueued because its previous rq job %s is still %s. Check that `inward worker` runs",
                     name, job_id, state,
                 )
                 return None
@@ -118,8 +121,27 @@ class RqDispatcher:
             # Release the guard so the next scheduler pass, here or elsewhere, retries.
             self._release(guard_key, token)
             raise
-        logger.info("Job %s enqueued as rq job %s on queue %s", name, job.id, self.queue.name)
+        self._guard_tokens[name] = token
+        logger.info("Enqueued %s on queue %s (job id %s)", name, self.queue.name, job.id)
         return job.id
+
+    def _guard_holder(self, name: str, guard_key: str, interval: float) -> str:
+        """Return why the guard is held: by an enqueue of this process or of another one."""
+        import redis
+
+        try:
+            raw_token = self.connection.get(guard_key)
+        except redis.RedisError:
+            raw_token = None
+        token = raw_token.decode() if isinstance(raw_token, bytes) else raw_token
+        if token is None:
+            # The guard expired, or Redis failed, between the SET and this GET.
+            holder = "a sidecar"
+        elif token == self._guard_tokens.get(name):
+            holder = "this sidecar"
+        else:
+            holder = "another sidecar"
+        return f"{holder} enqueued it within the last {interval:.0f} s"
 
     def job(self, name: str, interval: float, func_path: str):
         """Return a no-argument function for ``Scheduler.add`` that enqueues the job."""
@@ -213,5 +235,9 @@ def schedule_rq_jobs(scheduler: Any, settings: Any, dispatcher: RqDispatcher) ->
     """
     seconds = settings.knowledge.sync_interval_minutes * 60
     scheduler.add(
-        "knowledge.sync", seconds, dispatcher.job("knowledge.sync", seconds, KNOWLEDGE_SYNC_PATH), first_delay=0
+        "knowledge.sync",
+        seconds,
+        dispatcher.job("knowledge.sync", seconds, KNOWLEDGE_SYNC_PATH),
+        first_delay=0,
+        enqueues=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -95,6 +96,40 @@ def test_two_schedulers_enqueue_once(redis_connection):
     assert [scheduler.job("test.noop").failures for scheduler in schedulers] == [0, 0]
 
 
+def test_enqueue_logs_say_enqueued_or_skipped(redis_connection, caplog):
+    clock = FakeClock()
+    schedulers = []
+    for _ in range(2):
+        dispatcher = RqDispatcher(connect_like(redis_connection), job_timeout=60)
+        scheduler = Scheduler(clock=clock)
+        scheduler.add("test.noop", 60, dispatcher.job("test.noop", 60, NOOP_PATH), first_delay=0, enqueues=True)
+        schedulers.append(scheduler)
+
+    with caplog.at_level(logging.INFO):
+        for scheduler in schedulers:
+            run_pending_and_wait(scheduler)
+    messages = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+
+    job_id = queued_ids(redis_connection)[0]
+    assert f"Enqueued test.noop on queue inward (job id {job_id})" in messages
+    assert "test.noop not enqueued because another sidecar enqueued it within the last 60 s" in messages
+    assert not [message for message in messages if "finished" in message]
+    first, second = (scheduler.job("test.noop").stats() for scheduler in schedulers)
+    assert (first["runs"], first["enqueued"], first["skipped"]) == (0, 1, 0)
+    assert (second["runs"], second["enqueued"], second["skipped"]) == (0, 0, 1)
+
+
+def test_own_guard_logged_as_this_sidecar(redis_connection, caplog):
+    dispatcher = RqDispatcher(redis_connection, job_timeout=60)
+    dispatcher.enqueue_once("test.noop", 60, NOOP_PATH)
+
+    with caplog.at_level(logging.INFO):
+        second = dispatcher.enqueue_once("test.noop", 60, NOOP_PATH)
+
+    assert second is None
+    assert "test.noop not enqueued because this sidecar enqueued it within the last 60 s" in caplog.messages
+
+
 def connect_like(connection):
     """Return a second client on the same database, as another sidecar process would have."""
     import redis
@@ -182,7 +217,7 @@ def test_serve_scheduler_enqueues_sync(redis_connection, redis_url, tmp_path):
         job = scheduler.job("knowledge.sync")
         assert job.interval == settings.knowledge.sync_interval_minutes * 60
         scheduler.stop()
-        if job.runs == 0:
+        if job.enqueued == 0:
             run_pending_and_wait(scheduler)
     finally:
         scheduler.stop()
