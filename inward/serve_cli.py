@@ -46,11 +46,10 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, migrat
     services = Services(settings)
     scheduler = None
     try:
+        install_stop_handlers()
         _check_start_up(services, host=host, migrate=migrate)
         app = create_app(settings, services=services)
         scheduler = start_jobs(services)
-        # waitress stops on KeyboardInterrupt; SIGTERM (from a service manager) is turned into one.
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         logger.info(
             "Inward serving on http://%s:%s with waitress, %s threads%s",
             host, port, settings.server.threads, " (dev mode)" if settings.server.dev_mode else "",
@@ -115,7 +114,18 @@ def _schedule_on_rq(scheduler, settings) -> None:
     logger.info("Periodic jobs are enqueued on rq queue %s at %s", QUEUE_NAME, mask_redis_url(url))
 
 
+def install_stop_handlers() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt, which stops waitress and the cleanup runs.
+
+    A process started as a background shell job inherits SIGINT ignored, and
+    Python then installs no handler for it, so SIGINT is set here explicitly.
+    """
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
 def _raise_keyboard_interrupt(signum, frame) -> None:
+    logger.info("Received %s, stopping", signal.Signals(signum).name)
     raise KeyboardInterrupt
 
 

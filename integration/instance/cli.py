@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import click
 from werkzeug.serving import make_server
@@ -42,7 +43,7 @@ def instance_group() -> None:
 @click.pass_context
 def serve(ctx: click.Context, port: int | None, data_dir: str | None, user: str | None,
           password: str | None) -> None:
-    """Serve the Table API on instance.host until Ctrl-C."""
+    """Serve the Table API on instance.host until Ctrl-C or SIGTERM."""
     settings = _settings(ctx)
     instance = settings.instance.replace(
         user=user or settings.instance.user,
@@ -53,8 +54,10 @@ def serve(ctx: click.Context, port: int | None, data_dir: str | None, user: str 
     state = build_state(settings, data_dir)
     server = make_server(instance.host, instance.port if port is None else port, create_app(state),
                          threaded=True, request_handler=QuietRequestHandler)
-    _print_banner(settings, server.server_port, data_dir)
     try:
+        # Installed before the banner, so a signal sent once the banner shows stops the server.
+        install_stop_handlers()
+        _print_banner(settings, server.server_port, data_dir)
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         click.echo("Interrupted; stopping.")
@@ -62,6 +65,21 @@ def serve(ctx: click.Context, port: int | None, data_dir: str | None, user: str 
         server.server_close()
         state.store.close()
     click.echo("Instance stopped.")
+
+
+def install_stop_handlers() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt, which stops ``serve_forever`` cleanly.
+
+    A process started as a background shell job inherits SIGINT ignored, and
+    Python then installs no handler for it, so SIGINT is set here explicitly.
+    ``inward serve`` installs the same handlers.
+    """
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_banner(settings, port: int, data_dir: str) -> None:

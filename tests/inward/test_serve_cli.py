@@ -137,6 +137,32 @@ def test_serve_starts_and_stops_scheduler(tmp_path):
     assert "Scheduler stopped" in log
 
 
+def ignore_sigint() -> None:
+    """Start the child with SIGINT ignored, as a background shell job does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+def test_serve_stops_on_sigint_inherited_ignored(tmp_path):
+    port = free_port()
+    process = subprocess.Popen([INWARD, "serve", "--port", str(port)], env=environment(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ignore_sigint)
+    try:
+        wait_until_listening(process, port)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    log = process.stderr.read()
+
+    assert process.returncode == 0
+    assert "Received SIGINT, stopping" in log
+    assert "Inward stopped" in log
+
+
 def test_serve_without_secret_fails_before_listening(tmp_path):
     result = subprocess.run(
         [INWARD, "serve", "--port", str(free_port())],

@@ -178,3 +178,32 @@ def test_serve_runs_until_interrupted(tmp_path):
     assert response.status_code == 200
     assert process.returncode == 0
     assert "Instance stopped." in output
+
+
+def ignore_sigint() -> None:
+    """Start the child with SIGINT ignored, as a background shell job does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_on_signal_with_sigint_ignored(tmp_path, stop_signal):
+    port = free_port()
+    environment = {**os.environ, "INWARD_CONFIG": "", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("inward")), "instance", "serve", "--port", str(port),
+         "--data", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        cwd=PROJECT_ROOT, preexec_fn=ignore_sigint,
+    )
+    try:
+        banner = [process.stdout.readline() for _ in range(6)]
+        process.send_signal(stop_signal)
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+    assert "Press Ctrl-C to stop." in banner[-1]
+    assert process.returncode == 0
+    assert "Instance stopped." in output
