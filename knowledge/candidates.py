@@ -421,8 +421,12 @@ class CandidateIndex:
             self._wake.notify_all()
         # Also frees the heap of the replaced snapshot, unless a search still uses it.
         release_free_heap()
-        logger.info("Rebuilt the candidate index with %d articles in %.2f s.",
-                    len(snapshot.sys_ids), time.monotonic() - started)
+        # An empty index is rebuilt twice at start-up: when KnowledgeIndex opens, and
+        # on its first search, because Whoosh-Reloaded 2.7.5 reports the searcher of
+        # an index without segments as not up to date. Those lines are noise.
+        level = logging.INFO if snapshot.sys_ids else logging.DEBUG
+        logger.log(level, "Rebuilt the candidate index with %d articles in %.2f s.",
+                   len(snapshot.sys_ids), time.monotonic() - started)
 
 
 # -- restricting the second stage to the candidates ------------------------------

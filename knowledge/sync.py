@@ -405,12 +405,15 @@ def remove_orphans(parts: SyncParts, known_ids: set[str], orphans: set[str], rep
         known_ids.difference_update(orphans)
         report.removed += len(orphans)
     report.reconciled = True
-    logger.info(
-        "Reconciled the index: %d articles kept, %d removed (%s)",
-        len(known_ids),
-        len(orphans),
-        ", ".join(sorted(orphans)[:20]),
-    )
+    if orphans:
+        logger.info(
+            "Reconciled the index: %d articles kept, %d removed (%s)",
+            len(known_ids),
+            len(orphans),
+            ", ".join(sorted(orphans)[:20]),
+        )
+    else:
+        logger.info("Reconciled the index: %d articles kept, 0 removed", len(known_ids))
 
 
 def list_live_article_ids(records: Any, today: date) -> Iterator[str]:

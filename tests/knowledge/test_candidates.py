@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import random
 
@@ -51,6 +52,25 @@ def make_index(tmp_path):
     yield make
     for knowledge_index in opened:
         knowledge_index.close()
+
+
+def test_empty_rebuild_logged_at_debug(tmp_path, caplog):
+    settings = settings_for_tests(index={"candidate_rebuild_delay": NO_REBUILD})
+
+    with caplog.at_level(logging.DEBUG, logger="knowledge.candidates"):
+        knowledge_index = KnowledgeIndex(tmp_path / "index", settings=settings)
+        try:
+            knowledge_index.ids()
+            assert knowledge_index.wait_for_candidates(10)
+            knowledge_index.rebuild([article("kb1", "Printer jam", "Open the tray.")])
+        finally:
+            knowledge_index.close()
+    rebuilds = [record for record in caplog.records if record.getMessage().startswith("Rebuilt the candidate")]
+
+    empty_levels = [record.levelno for record in rebuilds if "with 0 articles" in record.getMessage()]
+    assert empty_levels
+    assert set(empty_levels) == {logging.DEBUG}
+    assert [record.levelno for record in rebuilds if "with 1 articles" in record.getMessage()] == [logging.INFO]
 
 
 def hit_ids(knowledge_index: KnowledgeIndex, text: str, **options) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -210,6 +211,23 @@ def test_deleted_article_removed_by_reconciliation(harness):
     assert late.reconciled is True
     assert late.removed == 1
     assert harness.index.ids() == {other}
+
+
+def test_reconcile_log_lists_only_removed_ids(harness, caplog):
+    target = harness.add_article("Legacy CRM login")
+    harness.add_article("New CRM login")
+
+    with caplog.at_level(logging.INFO, logger="knowledge.sync"):
+        harness.sync(full=True)
+    nothing_removed = [message for message in caplog.messages if message.startswith("Reconciled")]
+    caplog.clear()
+    harness.instance.store.delete("kb_knowledge", target)
+    with caplog.at_level(logging.INFO, logger="knowledge.sync"):
+        harness.sync(full=True)
+    one_removed = [message for message in caplog.messages if message.startswith("Reconciled")]
+
+    assert nothing_removed == ["Reconciled the index: 2 articles kept, 0 removed"]
+    assert one_removed == [f"Reconciled the index: 1 articles kept, 1 removed ({target})"]
 
 
 def test_full_sync_reconciles_deleted_article(harness):
