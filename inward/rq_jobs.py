@@ -20,9 +20,7 @@ import logging
 import threading
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from config.secrets import MASK
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +47,6 @@ return 0
 """
 
 
-def mask_redis_url(url: str) -> str:
-    """Return ``url`` with its password, if any, replaced by the mask."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user_info = f"{parts.username or ''}:{MASK}"
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{user_info}@{host}"))
-
-
-def redis_password(url: str) -> str | None:
-    """Return the password in a Redis URL, so the log filter can mask it."""
-    return urlsplit(url).password
-
-
 def connect(url: str) -> Any:
     """Return a Redis client for ``url`` with connect and reply timeouts; nothing connects yet."""
     import redis
@@ -76,7 +59,7 @@ def connect(url: str) -> Any:
 
 
 class RqDispatcher:
-    """Enqueue jobs on the rq queue, at most once per job and interval across processes."""
+    """A job enqueuer for the rq queue, with a Redis guard key that admits one enqueue per job and interval."""
 
     def __init__(self, connection: Any, *, job_timeout: int, queue_name: str = QUEUE_NAME) -> None:
         from rq import Queue

@@ -98,7 +98,8 @@ def _schedule_on_rq(scheduler, settings) -> None:
     """Register the jobs so that each due run is enqueued on Redis for `inward worker`."""
     import redis
 
-    from inward.rq_jobs import QUEUE_NAME, RqDispatcher, connect, mask_redis_url, schedule_rq_jobs
+    from config.settings import mask_url_password
+    from inward.rq_jobs import QUEUE_NAME, RqDispatcher, connect, schedule_rq_jobs
 
     url = settings.jobs.redis_url
     connection = connect(url)
@@ -108,10 +109,10 @@ def _schedule_on_rq(scheduler, settings) -> None:
         # The sidecar still serves requests. Each due enqueue fails and is logged until Redis is back.
         logger.warning(
             "Redis at %s for jobs.backend rq is not reachable (%s: %s). Jobs are enqueued once it is back",
-            mask_redis_url(url), type(error).__name__, error,
+            mask_url_password(url), type(error).__name__, error,
         )
     schedule_rq_jobs(scheduler, settings, RqDispatcher(connection, job_timeout=settings.jobs.job_timeout))
-    logger.info("Periodic jobs are enqueued on rq queue %s at %s", QUEUE_NAME, mask_redis_url(url))
+    logger.info("Periodic jobs are enqueued on rq queue %s at %s", QUEUE_NAME, mask_url_password(url))
 
 
 def install_stop_handlers() -> None:

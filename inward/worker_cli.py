@@ -53,7 +53,8 @@ def _connect_or_fail(url: str):
     import redis
 
     from config.secrets import MASK
-    from inward.rq_jobs import connect, mask_redis_url, redis_password
+    from config.settings import mask_url_password, url_passwords
+    from inward.rq_jobs import connect
 
     connection = connect(url)
     try:
@@ -61,11 +62,10 @@ def _connect_or_fail(url: str):
     except redis.RedisError as error:
         connection.close()
         detail = f"{type(error).__name__}: {error}".rstrip(".")
-        password = redis_password(url)
-        if password:
+        for password in url_passwords(url):
             detail = detail.replace(password, MASK)
         raise click.ClickException(
-            f"Redis at {mask_redis_url(url)} (jobs.redis_url) is not reachable: {detail}. "
+            f"Redis at {mask_url_password(url)} (jobs.redis_url) is not reachable: {detail}. "
             "Start Redis there, or set jobs.redis_url (INWARD_JOBS__REDIS_URL) to the Redis "
             "that `inward serve` uses."
         ) from None

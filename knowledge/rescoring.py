@@ -51,19 +51,11 @@ class TextScorer:
         self.k1 = k1
         self.term_weights = {term.text: term.weight for term in plan.terms}
         pair_terms = {text for pair in plan.pairs for text in (pair.first, pair.second)}
-        self.wanted = set(self.term_weights) | pair_terms
+        self.needed_terms = set(self.term_weights) | pair_terms
         self.fields = sorted(set(plan.weights) | set(plan.proximity_fields if plan.pairs else ()))
-        self._idf: dict[tuple[str, str], float] = {}
         self._average_length = {
             name: searcher.avg_field_length(name) or 1 for name in self.fields
         }
-
-    def idf(self, field_name: str, text: str) -> float:
-        key = (field_name, text)
-        value = self._idf.get(key)
-        if value is None:
-            value = self._idf[key] = self.searcher.idf(field_name, text)
-        return value
 
     def score(self, searcher: Any, docnum: int, stored: dict[str, Any]) -> TextScore:
         """Return the text score of document ``docnum`` of ``searcher`` (this one or a segment's).
@@ -96,15 +88,16 @@ class TextScorer:
         return TextScore(sum(per_field.values()) + proximity, per_field, proximity, sorted(matched))
 
     def _bm25(self, field_name: str, text: str, frequency: int, length: float) -> float:
-        return bm25(self.idf(field_name, text), frequency, length, self._average_length[field_name],
+        # Searcher.idf caches each term's value for the life of the searcher.
+        return bm25(self.searcher.idf(field_name, text), frequency, length, self._average_length[field_name],
                     self.b, self.k1)
 
     def _positions(self, terms: str) -> dict[str, list[int]]:
-        """Return the positions of the wanted terms in a stored, space-separated term string."""
-        wanted = self.wanted
+        """Return the positions of the query and pair terms in a stored, space-separated term string."""
+        needed = self.needed_terms
         found: dict[str, list[int]] = {}
         for position, text in enumerate(terms.split()):
-            if text in wanted:
+            if text in needed:
                 found.setdefault(text, []).append(position)
         return found
 

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from config import settings_for_tests
+from config.settings import mask_url_password
 from inward.cli import cli
 from inward.jobs import Scheduler
 from inward.rq_jobs import (
@@ -19,7 +20,6 @@ from inward.rq_jobs import (
     close_worker_services,
     configure_worker,
     connect,
-    mask_redis_url,
 )
 from inward.serve_cli import start_jobs
 from inward.services import Services
@@ -319,7 +319,7 @@ def test_worker_rejects_unreachable_redis(cli_runner, tmp_path):
 
     assert result.exit_code == 1
     assert "is not reachable" in result.output
-    assert mask_redis_url(url) in result.output
+    assert mask_url_password(url) in result.output
     assert "INWARD_JOBS__REDIS_URL" in result.output
     assert REDIS_PASSWORD not in result.output
 
@@ -367,5 +367,5 @@ def test_worker_burst_runs_queued_job(cli_runner, redis_connection, redis_url, t
         ("rediss://user:secretpw@cache.example.com:6380/2", "rediss://user:********@cache.example.com:6380/2"),
     ],
 )
-def test_mask_redis_url(url, expected):
-    assert mask_redis_url(url) == expected
+def test_redis_url_password_masked(url, expected):
+    assert mask_url_password(url) == expected
