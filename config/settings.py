@@ -766,10 +766,10 @@ def _describe_errors(messages: Any, load: _Load, prefix: tuple[str, ...] = ()) -
     value = _get_path(load.data, prefix)
     is_secret = isinstance(value, Secret) or prefix in SECRET_PATHS
     if is_secret:
-        shown = MASK
+        displayed = MASK
     else:
-        shown = repr(mask_url_password(value) if isinstance(value, str) else value)
-    problems[dotted] = f"{text} (got {shown}{load.origin(prefix)})"
+        displayed = repr(mask_url_password(value) if isinstance(value, str) else value)
+    problems[dotted] = f"{text} (got {displayed}{load.origin(prefix)})"
     return problems
 
 

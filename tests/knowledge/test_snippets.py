@@ -60,7 +60,9 @@ def test_fragments_are_whole_words_without_repeats(demo_index, bodies, query):
             positions.append((start, start + len(plain(fragment))))
         first_start, last_end = positions[0][0], positions[-1][1]
         # An ellipsis shows where the snippet starts or ends inside a line.
-        assert hit.snippet_html.startswith("… ") == (first_start > 0 and body[first_start - 1] != "\n")
-        assert hit.snippet_html.endswith("…") == (last_end < len(body) and body[last_end] != "\n")
+        cut_at_start = first_start > 0 and body[first_start - 1] != "\n"
+        cut_at_end = last_end < len(body) and body[last_end] != "\n"
+        assert hit.snippet_html.startswith("… ") == cut_at_start, hit.snippet_html
+        assert hit.snippet_html.endswith("…") == cut_at_end, hit.snippet_html
         for (_, first_end), (second_start, _) in zip(positions, positions[1:]):
             assert second_start >= first_end, (hit.number, hit.snippet_html)
